@@ -1,0 +1,5 @@
+//! The event loop. Under construction.
+
+pub fn main_entry() -> i32 {
+    0
+}

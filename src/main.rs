@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(outlyer_agent::agent::main_entry());
+}

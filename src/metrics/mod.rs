@@ -1,0 +1,1 @@
+//! Readings → rates → the Outlyer (`base.*`) and Prometheus (cAdvisor) views.
