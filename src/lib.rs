@@ -21,3 +21,5 @@ pub mod uuid;
 
 #[doc(hidden)]
 pub mod fuzzing;
+#[doc(hidden)]
+pub mod testkit;
