@@ -1,1 +1,376 @@
-//! TODO: module under construction.
+//! Flags and environment → a validated [`Config`]. Flags win over the
+//! environment; every bad value is a [`ConfigError`] that names the setting
+//! (the process exits with code 2).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8000";
+pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+pub const DEFAULT_INTERVAL: u64 = 30;
+pub const DEFAULT_TAGS: &str = "docker";
+
+/// The agent key. Its `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Where the host's /proc and /sys/fs/cgroup are visible.
+    pub rootfs: PathBuf,
+    pub docker_socket: PathBuf,
+    pub listen: SocketAddr,
+    pub interval: Duration,
+    pub once: bool,
+    /// Needed only for uploading; without it the agent runs locally.
+    pub agent_key: Option<Secret>,
+    /// `DATALOOP_NAME`; `None` means "the host's name".
+    pub name: Option<String>,
+    pub tags: Vec<String>,
+    /// `DATALOOP_FINGERPRINT`, validated as a UUID and lower-cased.
+    pub fingerprint: Option<String>,
+    pub debug: bool,
+}
+
+#[derive(Debug)]
+pub enum Command {
+    Run(Box<Config>),
+    Help,
+    Version,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub setting: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}: {}", self.setting, self.message)
+    }
+}
+
+fn err(setting: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError { setting: setting.to_owned(), message: message.into() }
+}
+
+pub fn help_text() -> String {
+    format!(
+        "outlyer-agent {ver}: monitors every running Docker container from cgroup and /proc files
+
+Usage: outlyer-agent [FLAGS]
+
+Flags (each wins over its environment variable):
+  --rootfs PATH          where the host's /proc and /sys/fs/cgroup are visible
+                         [env DATALOOP_ROOTFS; default /rootfs if /rootfs/proc exists, else /]
+  --docker-socket PATH   Docker API unix socket
+                         [env DOCKER_HOST=unix:///PATH; default {sock}]
+  --listen ADDR          HTTP address for GET / (fingerprint) and /metrics
+                         [env DATALOOP_LISTEN; default {listen}]
+  --interval SECONDS     seconds between collections, 1..=3600
+                         [env DATALOOP_INTERVAL; default {interval}]
+  --once                 take two readings 1 s apart, print Prometheus text, exit
+  --debug                extra logging [env DATALOOP_DEBUG]
+  --help                 this text
+  --version              the version
+
+Environment:
+  DATALOOP_AGENT_KEY     API key; needed only for uploading (default: none, local mode)
+  DATALOOP_NAME          name of this agent (default: the host name)
+  DATALOOP_TAGS          comma-separated tags of the host agent (default: {tags})
+  DATALOOP_FINGERPRINT   fixed fingerprint, a UUID (default: derived from the host id)
+  DATALOOP_DEBUG         yes/no/true/false (default: no)
+",
+        ver = env!("CARGO_PKG_VERSION"),
+        sock = DEFAULT_SOCKET,
+        listen = DEFAULT_LISTEN,
+        interval = DEFAULT_INTERVAL,
+        tags = DEFAULT_TAGS,
+    )
+}
+
+/// Parses flags (without the program name) and the environment.
+/// `path_exists` is consulted for the default rootfs and to validate `--rootfs`.
+pub fn parse<I, E, P>(args: I, env: E, path_exists: P) -> Result<Command, ConfigError>
+where
+    I: IntoIterator<Item = String>,
+    E: Fn(&str) -> Option<String>,
+    P: Fn(&Path) -> bool,
+{
+    let mut rootfs = None;
+    let mut socket = None;
+    let mut listen = None;
+    let mut interval = None;
+    let mut once = false;
+    let mut debug_flag = false;
+
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |flag: &str| -> Result<String, ConfigError> {
+            match inline.clone().or_else(|| args.next()) {
+                Some(v) => Ok(v),
+                None => Err(err(flag, "needs a value")),
+            }
+        };
+        match flag.as_str() {
+            "--help" | "-h" => return Ok(Command::Help),
+            "--version" | "-V" => return Ok(Command::Version),
+            "--once" => once = true,
+            "--debug" => debug_flag = true,
+            "--rootfs" => rootfs = Some(("--rootfs", value("--rootfs")?)),
+            "--docker-socket" => socket = Some(value("--docker-socket")?),
+            "--listen" => listen = Some(("--listen", value("--listen")?)),
+            "--interval" => interval = Some(("--interval", value("--interval")?)),
+            other => return Err(err(other, "unknown flag (see --help)")),
+        }
+    }
+
+    let nonempty = |name: &str| env(name).filter(|v| !v.is_empty());
+
+    let rootfs = match rootfs.or_else(|| nonempty("DATALOOP_ROOTFS").map(|v| ("DATALOOP_ROOTFS", v))) {
+        Some((setting, v)) => {
+            let p = PathBuf::from(&v);
+            if !path_exists(&p.join("proc")) {
+                return Err(err(setting, format!("{v:?} has no proc directory")));
+            }
+            p
+        }
+        None if path_exists(Path::new("/rootfs/proc")) => PathBuf::from("/rootfs"),
+        None => PathBuf::from("/"),
+    };
+
+    let docker_socket = match socket {
+        Some(v) if v.is_empty() => return Err(err("--docker-socket", "must not be empty")),
+        Some(v) => PathBuf::from(v),
+        None => match nonempty("DOCKER_HOST") {
+            Some(v) => match v.strip_prefix("unix://") {
+                Some(p) if !p.is_empty() => PathBuf::from(p),
+                _ => return Err(err("DOCKER_HOST", format!("{v:?}: only unix:///path sockets are supported"))),
+            },
+            None => PathBuf::from(DEFAULT_SOCKET),
+        },
+    };
+
+    let (setting, listen_text) = listen
+        .or_else(|| nonempty("DATALOOP_LISTEN").map(|v| ("DATALOOP_LISTEN", v)))
+        .unwrap_or(("--listen", DEFAULT_LISTEN.to_owned()));
+    let listen: SocketAddr = listen_text
+        .parse()
+        .map_err(|_| err(setting, format!("{listen_text:?} is not an address like 0.0.0.0:8000")))?;
+
+    let interval = match interval.or_else(|| nonempty("DATALOOP_INTERVAL").map(|v| ("DATALOOP_INTERVAL", v))) {
+        Some((setting, v)) => match v.trim().parse::<u64>() {
+            Ok(n) if (1..=3600).contains(&n) => n,
+            _ => return Err(err(setting, format!("{v:?} is not a whole number of seconds from 1 to 3600"))),
+        },
+        None => DEFAULT_INTERVAL,
+    };
+
+    let agent_key = match env("DATALOOP_AGENT_KEY") {
+        None => None,
+        Some(k) if k.trim().is_empty() => None,
+        Some(k) => {
+            if k.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+                // The value is never echoed: it is the secret.
+                return Err(err("DATALOOP_AGENT_KEY", "contains spaces or control characters"));
+            }
+            Some(Secret(k))
+        }
+    };
+
+    let name = match env("DATALOOP_NAME") {
+        Some(n) if n.bytes().any(|b| b.is_ascii_control()) => {
+            return Err(err("DATALOOP_NAME", "contains control characters"))
+        }
+        Some(n) if !n.trim().is_empty() => Some(n.trim().to_owned()),
+        _ => None,
+    };
+
+    let tags_text = env("DATALOOP_TAGS").unwrap_or_else(|| DEFAULT_TAGS.to_owned());
+    if tags_text.bytes().any(|b| b.is_ascii_control()) {
+        return Err(err("DATALOOP_TAGS", "contains control characters"));
+    }
+    let mut tags: Vec<String> = Vec::new();
+    for t in tags_text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        if !tags.iter().any(|x| x == t) {
+            tags.push(t.to_owned());
+        }
+    }
+
+    let fingerprint = match nonempty("DATALOOP_FINGERPRINT") {
+        Some(f) => match crate::uuid::parse_uuid(f.trim()) {
+            Some(bytes) => Some(crate::uuid::format_uuid(&bytes)),
+            None => return Err(err("DATALOOP_FINGERPRINT", format!("{f:?} is not a UUID"))),
+        },
+        None => None,
+    };
+
+    let debug = match env("DATALOOP_DEBUG") {
+        None => false,
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "yes" | "true" => true,
+            "no" | "false" | "" => false,
+            _ => return Err(err("DATALOOP_DEBUG", format!("{v:?}: use yes, no, true or false"))),
+        },
+    } || debug_flag;
+
+    Ok(Command::Run(Box::new(Config {
+        rootfs,
+        docker_socket,
+        listen,
+        interval: Duration::from_secs(interval),
+        once,
+        agent_key,
+        name,
+        tags,
+        fingerprint,
+        debug,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let exists = |p: &Path| p == Path::new("/rootfs/proc") || p == Path::new("/host/proc");
+        match parse(args.iter().map(|s| s.to_string()), |k| env.get(k).cloned(), exists)? {
+            Command::Run(c) => Ok(*c),
+            other => panic!("expected a config, got {other:?}"),
+        }
+    }
+
+    fn setting_of(r: Result<Config, ConfigError>) -> String {
+        r.expect_err("should be rejected").setting
+    }
+
+    #[test]
+    fn defaults() {
+        let c = run(&[], &[]).unwrap();
+        assert_eq!(c.rootfs, PathBuf::from("/rootfs"));
+        assert_eq!(c.docker_socket, PathBuf::from("/var/run/docker.sock"));
+        assert_eq!(c.listen, "0.0.0.0:8000".parse().unwrap());
+        assert_eq!(c.interval, Duration::from_secs(30));
+        assert_eq!(c.tags, vec!["docker".to_string()]);
+        assert!(c.agent_key.is_none() && c.name.is_none() && c.fingerprint.is_none());
+        assert!(!c.once && !c.debug);
+    }
+
+    #[test]
+    fn rootfs_defaults_to_slash_without_rootfs_proc() {
+        let c = parse(std::iter::empty(), |_| None, |_| false).unwrap();
+        match c {
+            Command::Run(c) => assert_eq!(c.rootfs, PathBuf::from("/")),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn flags_win_over_env() {
+        let c = run(
+            &["--interval", "5", "--listen=127.0.0.1:9000", "--docker-socket", "/tmp/d.sock", "--rootfs", "/host"],
+            &[("DATALOOP_INTERVAL", "7"), ("DATALOOP_LISTEN", "0.0.0.0:1"), ("DOCKER_HOST", "unix:///x.sock")],
+        )
+        .unwrap();
+        assert_eq!(c.interval, Duration::from_secs(5));
+        assert_eq!(c.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(c.docker_socket, PathBuf::from("/tmp/d.sock"));
+        assert_eq!(c.rootfs, PathBuf::from("/host"));
+    }
+
+    #[test]
+    fn env_values_apply() {
+        let c = run(
+            &[],
+            &[
+                ("DOCKER_HOST", "unix:///run/user/1000/docker.sock"),
+                ("DATALOOP_INTERVAL", "60"),
+                ("DATALOOP_NAME", " web-1 "),
+                ("DATALOOP_TAGS", "a, b,,a,c"),
+                ("DATALOOP_FINGERPRINT", "739D4A2E-D99E-5A2E-B29A-6B886D59DF5F"),
+                ("DATALOOP_DEBUG", "Yes"),
+                ("DATALOOP_AGENT_KEY", "k3y"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.docker_socket, PathBuf::from("/run/user/1000/docker.sock"));
+        assert_eq!(c.interval, Duration::from_secs(60));
+        assert_eq!(c.name.as_deref(), Some("web-1"));
+        assert_eq!(c.tags, vec!["a", "b", "c"]);
+        assert_eq!(c.fingerprint.as_deref(), Some("739d4a2e-d99e-5a2e-b29a-6b886d59df5f"));
+        assert!(c.debug);
+        assert_eq!(c.agent_key.as_ref().map(Secret::expose), Some("k3y"));
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        assert_eq!(setting_of(run(&["--interval", "0"], &[])), "--interval");
+        assert_eq!(setting_of(run(&["--interval", "3601"], &[])), "--interval");
+        assert_eq!(setting_of(run(&["--interval", "abc"], &[])), "--interval");
+        assert_eq!(setting_of(run(&[], &[("DATALOOP_INTERVAL", "-3")])), "DATALOOP_INTERVAL");
+        assert_eq!(setting_of(run(&["--listen", "8000"], &[])), "--listen");
+        assert_eq!(setting_of(run(&[], &[("DATALOOP_LISTEN", "nope")])), "DATALOOP_LISTEN");
+        assert_eq!(setting_of(run(&[], &[("DATALOOP_FINGERPRINT", "abc")])), "DATALOOP_FINGERPRINT");
+        assert_eq!(setting_of(run(&[], &[("DATALOOP_DEBUG", "maybe")])), "DATALOOP_DEBUG");
+        assert_eq!(setting_of(run(&[], &[("DOCKER_HOST", "tcp://1.2.3.4:2375")])), "DOCKER_HOST");
+        assert_eq!(setting_of(run(&["--rootfs", "/nowhere"], &[])), "--rootfs");
+        assert_eq!(setting_of(run(&["--interval"], &[])), "--interval");
+        assert_eq!(setting_of(run(&["--bogus"], &[])), "--bogus");
+        assert_eq!(setting_of(run(&[], &[("DATALOOP_TAGS", "a\r\nb")])), "DATALOOP_TAGS");
+    }
+
+    #[test]
+    fn key_is_never_in_errors_or_debug_output() {
+        let e = run(&[], &[("DATALOOP_AGENT_KEY", "sekrit\nvalue")]).unwrap_err();
+        assert_eq!(e.setting, "DATALOOP_AGENT_KEY");
+        assert!(!e.to_string().contains("sekrit"));
+        let c = run(&[], &[("DATALOOP_AGENT_KEY", "sekrit-value")]).unwrap();
+        assert!(!format!("{c:?}").contains("sekrit"));
+    }
+
+    #[test]
+    fn help_lists_every_setting() {
+        let h = help_text();
+        for s in [
+            "--rootfs",
+            "--docker-socket",
+            "--listen",
+            "--interval",
+            "--once",
+            "--help",
+            "--version",
+            "DATALOOP_AGENT_KEY",
+            "DATALOOP_NAME",
+            "DATALOOP_TAGS",
+            "DATALOOP_FINGERPRINT",
+            "DATALOOP_DEBUG",
+            "DATALOOP_ROOTFS",
+            "DATALOOP_LISTEN",
+            "DATALOOP_INTERVAL",
+            "DOCKER_HOST",
+        ] {
+            assert!(h.contains(s), "help misses {s}");
+        }
+    }
+}

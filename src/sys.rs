@@ -1,1 +1,116 @@
-//! TODO: module under construction.
+//! The few syscalls std lacks. The only module allowed to use `unsafe`.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// SIGTERM and SIGINT delivered as readable events on a file descriptor, so
+/// the event loop sees them like any other readiness.
+pub struct SignalFd {
+    fd: OwnedFd,
+}
+
+impl SignalFd {
+    /// Blocks SIGTERM and SIGINT for this (single-threaded) process and opens
+    /// a non-blocking signalfd for them.
+    pub fn new() -> io::Result<SignalFd> {
+        // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it
+        // fully before use, and the pointers are to a live local.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        unsafe {
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::sigaddset(&mut set, libc::SIGINT);
+        }
+        // SAFETY: `set` is initialised; a null old-set pointer is allowed.
+        if unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: -1 asks for a new descriptor; `set` is initialised.
+        let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: signalfd returned a fresh descriptor that nothing else owns.
+        Ok(SignalFd {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// Reads one pending signal number, `Ok(None)` when none is pending.
+    pub fn read(&self) -> io::Result<Option<i32>> {
+        // SAFETY: signalfd_siginfo is plain data, valid when zeroed.
+        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        // SAFETY: the buffer is a live local of exactly `size` bytes.
+        let n = unsafe {
+            libc::read(
+                self.fd.as_raw_fd(),
+                (&mut info as *mut _) as *mut libc::c_void,
+                size,
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            return match err.kind() {
+                io::ErrorKind::WouldBlock => Ok(None),
+                _ => Err(err),
+            };
+        }
+        if n as usize != size {
+            return Ok(None);
+        }
+        Ok(Some(info.ssi_signo as i32))
+    }
+}
+
+impl AsRawFd for SignalFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// The host name of this UTS namespace.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is live and its length is passed; gethostname
+    // writes at most that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..len]).into_owned()
+}
+
+/// User + system CPU time of this process, in seconds.
+pub fn process_cpu_seconds() -> f64 {
+    // SAFETY: rusage is plain data; getrusage fills it for RUSAGE_SELF.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostname_is_not_empty() {
+        assert!(!hostname().is_empty());
+    }
+
+    #[test]
+    fn cpu_seconds_grow_with_work() {
+        let before = process_cpu_seconds();
+        let mut x = 0u64;
+        for i in 0..50_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(process_cpu_seconds() > before);
+    }
+}
