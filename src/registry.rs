@@ -46,3 +46,314 @@ impl ContainerInfo {
         self.id.get(..12).unwrap_or(&self.id)
     }
 }
+
+/// Why a running container is not tracked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exclusion {
+    /// The agent's own container.
+    SelfContainer,
+    /// Kubernetes: a container of the `kube-system` namespace.
+    KubeSystem,
+    /// Kubernetes: a pod sandbox ("pause") container.
+    PodSandbox,
+    /// Kubernetes: another container of the agent's own pod.
+    OwnPod,
+}
+
+impl std::fmt::Display for Exclusion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Exclusion::SelfContainer => "the agent's own container",
+            Exclusion::KubeSystem => "in the kube-system namespace",
+            Exclusion::PodSandbox => "a pod sandbox (pause) container",
+            Exclusion::OwnPod => "in the agent's own pod",
+        })
+    }
+}
+
+/// How the agent recognises its own container: the host name Docker gives
+/// it (the 12-char id, unless `--net host` or `--hostname`), and every
+/// 64-hex id in its own cgroup paths and mount table (the `hostname`,
+/// `hosts` and `resolv.conf` bind mounts come from
+/// `/var/lib/docker/containers/<id>/`), which also works under `--net host`
+/// and in a private cgroup namespace.
+#[derive(Clone, Debug, Default)]
+pub struct SelfIdentity {
+    pub hostname: String,
+    pub ids: Vec<String>,
+}
+
+impl SelfIdentity {
+    pub fn detect() -> SelfIdentity {
+        let mut ids = Vec::new();
+        for file in ["/proc/self/cgroup", "/proc/self/mountinfo"] {
+            if let Ok(text) = std::fs::read(file) {
+                for id in container_ids_in(&text) {
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+        SelfIdentity { hostname: crate::sys::hostname(), ids }
+    }
+
+    pub fn is_self(&self, id: &str) -> bool {
+        let h = self.hostname.as_bytes();
+        (h.len() == 12 && h.iter().all(u8::is_ascii_hexdigit) && id.as_bytes().starts_with(h))
+            || self.ids.iter().any(|own| own == id)
+    }
+}
+
+/// Every maximal run of exactly 64 lower-case hex digits in `text`.
+pub fn container_ids_in(text: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < text.len() {
+        let start = i;
+        while i < text.len() && matches!(text[i], b'0'..=b'9' | b'a'..=b'f') {
+            i += 1;
+        }
+        if i - start == 64 {
+            out.push(String::from_utf8_lossy(&text[start..i]).into_owned());
+        }
+        if i == start {
+            i += 1;
+        }
+    }
+    out
+}
+
+const K8S_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+const K8S_POD_UID: &str = "io.kubernetes.pod.uid";
+const K8S_DOCKER_TYPE: &str = "io.kubernetes.docker.type";
+
+fn label<'a>(info: &'a ContainerInfo, key: &str) -> Option<&'a str> {
+    info.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// A pause image: the last path component of the reference (before any tag
+/// or digest) starts with `pause`, e.g. `google_containers/pause-amd64:3.0`
+/// or `registry.k8s.io/pause:3.9`.
+pub fn is_pause_image(image: &str) -> bool {
+    let no_digest = image.split('@').next().unwrap_or(image);
+    let last = no_digest.rsplit('/').next().unwrap_or(no_digest);
+    last.split(':').next().unwrap_or(last).starts_with("pause")
+}
+
+/// The containers the agent tracks, keyed by full id.
+#[derive(Debug, Default)]
+pub struct Registry {
+    containers: std::collections::BTreeMap<String, ContainerInfo>,
+    pub self_identity: SelfIdentity,
+    /// Running under Kubernetes (`KUBERNETES_PORT` set).
+    pub kubernetes: bool,
+    /// The pod uid of the agent's own container, once seen.
+    own_pod_uid: Option<String>,
+}
+
+impl Registry {
+    pub fn new(self_identity: SelfIdentity, kubernetes: bool) -> Registry {
+        Registry { self_identity, kubernetes, ..Registry::default() }
+    }
+
+    /// Why `info` must not be tracked, if it must not. Seeing the agent's own
+    /// container also teaches us its pod.
+    pub fn exclusion(&mut self, info: &ContainerInfo) -> Option<Exclusion> {
+        if self.self_identity.is_self(&info.id) {
+            if let Some(uid) = label(info, K8S_POD_UID) {
+                self.own_pod_uid = Some(uid.to_owned());
+            }
+            return Some(Exclusion::SelfContainer);
+        }
+        let k8s = self.kubernetes || info.labels.iter().any(|(k, _)| k.starts_with("io.kubernetes."));
+        if !k8s {
+            return None;
+        }
+        if label(info, K8S_NAMESPACE) == Some("kube-system") {
+            return Some(Exclusion::KubeSystem);
+        }
+        if label(info, K8S_DOCKER_TYPE) == Some("podsandbox") || is_pause_image(&info.image) {
+            return Some(Exclusion::PodSandbox);
+        }
+        if let (Some(own), Some(uid)) = (&self.own_pod_uid, label(info, K8S_POD_UID)) {
+            if own == uid {
+                return Some(Exclusion::OwnPod);
+            }
+        }
+        None
+    }
+
+    /// Ids of tracked containers that share the agent's pod (known only once
+    /// the agent's own container was inspected).
+    pub fn own_pod_members(&self) -> Vec<String> {
+        match &self.own_pod_uid {
+            Some(own) => self
+                .containers
+                .values()
+                .filter(|c| label(c, K8S_POD_UID) == Some(own.as_str()))
+                .map(|c| c.id.clone())
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    pub fn insert(&mut self, info: ContainerInfo) -> Option<ContainerInfo> {
+        self.containers.insert(info.id.clone(), info)
+    }
+
+    pub fn remove(&mut self, id: &str) -> Option<ContainerInfo> {
+        self.containers.remove(id)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&ContainerInfo> {
+        self.containers.get(id)
+    }
+
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut ContainerInfo> {
+        self.containers.get_mut(id)
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.containers.contains_key(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.containers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty()
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        self.containers.keys().cloned().collect()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &ContainerInfo> {
+        self.containers.values()
+    }
+}
+
+/// Where the agent looks for a stable host identity, in order (under the
+/// rootfs first, then as the agent itself sees them).
+const HOST_ID_FILES: &[&str] = &[
+    "sys/class/dmi/id/product_uuid",
+    "proc/device-tree/system-id",
+    "proc/device-tree/vm,uuid",
+    "etc/machine-id",
+];
+
+/// The first readable non-empty host identifier (outlyer-protocol.md §1,
+/// the `mac` field), or None when nothing is visible and Docker's `/info`
+/// id must serve.
+pub fn host_id(rootfs: &std::path::Path) -> Option<String> {
+    let roots = [rootfs, std::path::Path::new("/")];
+    for rel in HOST_ID_FILES {
+        for root in roots {
+            if let Ok(bytes) = std::fs::read(root.join(rel)) {
+                let text = String::from_utf8_lossy(&bytes);
+                let id = text.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+                if !id.is_empty() && id.len() <= 256 {
+                    return Some(id.to_owned());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The host agent's fingerprint when none is configured: a UUIDv5 over the
+/// host identity and the configured agent name, so restarts keep it.
+pub fn derive_host_fingerprint(host_id: &str, name: Option<&str>) -> String {
+    let mut seed = String::from("outlyer-agent:");
+    seed.push_str(host_id);
+    if let Some(n) = name {
+        seed.push(':');
+        seed.push_str(n);
+    }
+    crate::uuid::format_uuid(&crate::uuid::uuid5(&crate::uuid::CONTAINER_NAMESPACE, seed.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "cb4ab36a1c21938e773a16b3b2e9ce13b2cfc2ec322c65087c846926d6ad59d6";
+
+    fn info(id: &str, image: &str, labels: &[(&str, &str)]) -> ContainerInfo {
+        ContainerInfo {
+            id: id.into(),
+            image: image.into(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..ContainerInfo::default()
+        }
+    }
+
+    #[test]
+    fn finds_ids_in_cgroup_and_mountinfo_text() {
+        let cgroup = format!("4:memory:/docker/{ID}\n0::/system.slice/docker-{ID}.scope\n");
+        assert_eq!(container_ids_in(cgroup.as_bytes()), vec![ID.to_string(), ID.to_string()]);
+        let mi = format!("812 790 253:1 /var/lib/docker/containers/{ID}/hostname /etc/hostname rw - ext4 /dev/vda1 rw\n");
+        assert_eq!(container_ids_in(mi.as_bytes()), vec![ID.to_string()]);
+        // 65 hex digits is not an id, nor is 63.
+        let longer = format!("{ID}0 /{}", &ID[1..]);
+        assert!(container_ids_in(longer.as_bytes()).is_empty());
+        assert!(container_ids_in(b"0::/\n").is_empty());
+    }
+
+    #[test]
+    fn self_by_hostname_or_cgroup() {
+        let by_host = SelfIdentity { hostname: ID[..12].into(), ids: vec![] };
+        assert!(by_host.is_self(ID));
+        let not_hex = SelfIdentity { hostname: "my-laptop-01".into(), ids: vec![] };
+        assert!(!not_hex.is_self(ID));
+        let by_cgroup = SelfIdentity { hostname: "host-net".into(), ids: vec![ID.into()] };
+        assert!(by_cgroup.is_self(ID));
+        assert!(!by_cgroup.is_self(&"0".repeat(64)));
+    }
+
+    #[test]
+    fn kubernetes_exclusions() {
+        let me = SelfIdentity { hostname: "x".into(), ids: vec![ID.into()] };
+        let mut reg = Registry::new(me, true);
+        let ns = info(&"1".repeat(64), "nginx", &[(K8S_NAMESPACE, "kube-system")]);
+        assert_eq!(reg.exclusion(&ns), Some(Exclusion::KubeSystem));
+        let pause = info(&"2".repeat(64), "registry.k8s.io/pause:3.9", &[(K8S_NAMESPACE, "default")]);
+        assert_eq!(reg.exclusion(&pause), Some(Exclusion::PodSandbox));
+        let sandbox = info(&"3".repeat(64), "x", &[(K8S_DOCKER_TYPE, "podsandbox")]);
+        assert_eq!(reg.exclusion(&sandbox), Some(Exclusion::PodSandbox));
+        let app = info(&"4".repeat(64), "web:1", &[(K8S_NAMESPACE, "default"), (K8S_POD_UID, "pod-a")]);
+        assert_eq!(reg.exclusion(&app), None);
+        reg.insert(app.clone());
+        let own = info(ID, "outlyer/agent", &[(K8S_POD_UID, "pod-a")]);
+        assert_eq!(reg.exclusion(&own), Some(Exclusion::SelfContainer));
+        assert_eq!(reg.exclusion(&app), Some(Exclusion::OwnPod));
+        assert_eq!(reg.own_pod_members(), vec![app.id.clone()]);
+    }
+
+    #[test]
+    fn pause_images() {
+        assert!(is_pause_image("gcr.io/google_containers/pause-amd64:3.0"));
+        assert!(is_pause_image("registry.k8s.io/pause:3.9"));
+        assert!(is_pause_image("pause@sha256:abc"));
+        assert!(!is_pause_image("nginx:pause"));
+        assert!(!is_pause_image("pausable/web"));
+    }
+
+    #[test]
+    fn without_kubernetes_nothing_but_self_is_excluded() {
+        let mut reg = Registry::new(SelfIdentity::default(), false);
+        let c = info(&"5".repeat(64), "registry.k8s.io/pause:3.9", &[]);
+        assert_eq!(reg.exclusion(&c), None);
+    }
+
+    #[test]
+    fn host_fingerprint_is_stable_and_name_scoped() {
+        let a = derive_host_fingerprint("3d1219c7c4c5404aaa1f6d2a48adfda4", None);
+        assert_eq!(a, derive_host_fingerprint("3d1219c7c4c5404aaa1f6d2a48adfda4", None));
+        assert_ne!(a, derive_host_fingerprint("3d1219c7c4c5404aaa1f6d2a48adfda4", Some("web")));
+        assert!(crate::uuid::parse_uuid(&a).is_some());
+        assert_eq!(&a[14..15], "5", "a version-5 UUID");
+    }
+}
