@@ -7,6 +7,7 @@
 //! `/cgroup/<controller>` layout → `<rootfs>/cgroup/<c>`, `/cgroup/<c>` or
 //! `<rootfs>/sys/fs/cgroup/<c>`, whichever exists.
 
+use crate::procfs::parse::{is_controller_enabled, mountinfo_rows, unescaped};
 use std::path::{Path, PathBuf};
 
 /// How the controllers we read are arranged.
@@ -108,60 +109,28 @@ impl Hierarchies {
     }
 }
 
-/// One mountinfo entry, borrowing the line (octal escapes already undone
-/// into `point`).
-#[derive(Debug, PartialEq, Eq)]
+/// One cgroup mount of the table, paths decoded.
 struct MountEntry<'a> {
     root: String,
     point: String,
-    fstype: &'a str,
-    super_opts: &'a str,
+    fstype: &'a [u8],
+    super_opts: &'a [u8],
 }
 
-/// Undo the `\040`-style octal escapes mountinfo uses for space, tab, newline, backslash.
-fn unescape(field: &str) -> String {
-    let b = field.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            let digits = &b[i + 1..i + 4];
-            if digits.iter().all(|d| (b'0'..=b'7').contains(d)) {
-                let v = (digits[0] - b'0') as u32 * 64
-                    + (digits[1] - b'0') as u32 * 8
-                    + (digits[2] - b'0') as u32;
-                if v <= 255 {
-                    out.push(v as u8);
-                    i += 4;
-                    continue;
-                }
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+fn decode(field: &[u8]) -> String {
+    let bytes: Vec<u8> = unescaped(field).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// Parses one mountinfo line; `None` when malformed.
-fn parse_mountinfo_line(line: &str) -> Option<MountEntry<'_>> {
-    let (pre, post) = line.split_once(" - ")?;
-    let mut f = pre.split(' ');
-    let _id = f.next()?;
-    let _parent = f.next()?;
-    let _devno = f.next()?;
-    let root = f.next()?;
-    let point = f.next()?;
-    let mut p = post.split(' ');
-    let fstype = p.next()?;
-    let _source = p.next()?;
-    let super_opts = p.next().unwrap_or("");
-    Some(MountEntry {
-        root: unescape(root),
-        point: unescape(point),
-        fstype,
-        super_opts,
-    })
+fn cgroup_mounts(text: &[u8]) -> impl Iterator<Item = MountEntry<'_>> {
+    mountinfo_rows(text)
+        .filter_map(Result::ok)
+        .map(|m| MountEntry {
+            root: decode(m.root),
+            point: decode(m.mount_point),
+            fstype: m.fstype,
+            super_opts: m.super_options,
+        })
 }
 
 /// The controllers we read, in super-option spelling.
@@ -175,23 +144,22 @@ pub fn hierarchies_from_mountinfo(
     map: &dyn Fn(&str) -> Option<PathBuf>,
 ) -> Hierarchies {
     let mut h = Hierarchies::empty();
-    let text = String::from_utf8_lossy(text);
     // Two passes: full mounts (root `/`) first, container-scoped views only as a fallback.
     for want_full in [true, false] {
-        for line in text.lines() {
-            let Some(e) = parse_mountinfo_line(line) else {
-                continue;
-            };
+        for e in cgroup_mounts(text) {
             if (e.root == "/") != want_full {
                 continue;
             }
             match e.fstype {
-                "cgroup" => {
-                    let opts: Vec<&str> = e.super_opts.split(',').collect();
+                b"cgroup" => {
                     let wanted: Vec<&str> = CONTROLLERS
                         .iter()
                         .copied()
-                        .filter(|c| opts.contains(c))
+                        .filter(|c| {
+                            e.super_opts
+                                .split(|b| *b == b',')
+                                .any(|o| o == c.as_bytes())
+                        })
                         .collect();
                     if wanted.is_empty() {
                         continue;
@@ -215,7 +183,7 @@ pub fn hierarchies_from_mountinfo(
                         }
                     }
                 }
-                "cgroup2" => {
+                b"cgroup2" => {
                     if h.unified.is_some() {
                         continue;
                     }
@@ -238,23 +206,6 @@ pub fn hierarchies_from_mountinfo(
         (false, false) => Layout::Unknown,
     };
     h
-}
-
-/// `/proc/cgroups`: is the named controller enabled? `None` when the file
-/// does not list it.
-pub fn controller_enabled(proc_cgroups: &[u8], name: &str) -> Option<bool> {
-    let text = String::from_utf8_lossy(proc_cgroups);
-    for line in text.lines() {
-        if line.starts_with('#') {
-            continue;
-        }
-        let mut f = line.split_whitespace();
-        if f.next() == Some(name) {
-            let enabled = f.nth(2)?;
-            return Some(enabled != "0");
-        }
-    }
-    None
 }
 
 fn is_cgroup_dir(p: &Path) -> bool {
@@ -365,7 +316,7 @@ pub fn discover(rootfs: &Path) -> Hierarchies {
     }
     let listed = std::fs::read(rootfs.join("proc/cgroups"))
         .ok()
-        .and_then(|c| controller_enabled(&c, "memory"));
+        .and_then(|c| is_controller_enabled(&c, "memory"));
     h.memory_enabled = match h.layout {
         Layout::V1 | Layout::Hybrid => h.memory.is_some() && listed != Some(false),
         Layout::V2 => {
@@ -444,8 +395,6 @@ mod tests {
         let h = hierarchies_from_mountinfo(t, &ident);
         assert_eq!(h.layout, Layout::V2);
         assert_eq!(h.unified.unwrap().path, PathBuf::from("/r/sys/fs/cgroup"));
-        assert_eq!(unescape("a\\040b\\134"), "a b\\");
-        assert_eq!(unescape("trail\\04"), "trail\\04");
     }
 
     #[test]
@@ -479,16 +428,11 @@ mod tests {
             path: "/m".into(),
         };
         assert_eq!(scoped.dir_of("/docker/x"), Some(PathBuf::from("/m")));
-        assert_eq!(scoped.dir_of("/docker/x/sub"), Some(PathBuf::from("/m/sub")));
+        assert_eq!(
+            scoped.dir_of("/docker/x/sub"),
+            Some(PathBuf::from("/m/sub"))
+        );
         assert_eq!(scoped.dir_of("/docker/xy"), None);
         assert_eq!(scoped.dir_of("/other"), None);
-    }
-
-    #[test]
-    fn proc_cgroups_enabled_column() {
-        let t = b"#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t1\t3\t1\nmemory\t0\t1\t0\n";
-        assert_eq!(controller_enabled(t, "memory"), Some(false));
-        assert_eq!(controller_enabled(t, "cpu"), Some(true));
-        assert_eq!(controller_enabled(t, "pids"), None);
     }
 }
