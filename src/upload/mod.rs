@@ -1,0 +1,1 @@
+//! Upload to the monitoring backend over TLS. Under construction.
