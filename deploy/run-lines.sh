@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC2317 # the blocks after `exit` are data
 # The `docker run` lines of the README, kept in one place.
 #
 #   deploy/run-lines.sh          list the block names
