@@ -1,1 +1,10 @@
 //! Readings → rates → the Outlyer (`base.*`) and Prometheus (cAdvisor) views.
+
+mod collector;
+mod files;
+mod outlyer;
+mod prometheus;
+mod reading;
+
+pub use collector::Collector;
+pub use outlyer::{path_index, OUTLYER_PATHS};

@@ -1,0 +1,891 @@
+//! The collector: per tick, read the host and every tracked container from
+//! the kernel's files (fds kept open, `pread` into one buffer) and keep the
+//! latest readings for the Outlyer and Prometheus views.
+
+use super::files::{Outcome, ReadBuf, Src};
+use super::outlyer::{container_values, host_values, HostContext, Values};
+use super::reading::*;
+use crate::cgroup::mounts::{self, Hierarchies, Layout};
+use crate::cgroup::parse as cg;
+use crate::cgroup::resolve::{self, CgroupDirs};
+use crate::procfs::parse as pp;
+use crate::registry::ContainerInfo;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Per-container files, by index into `Tracked::files`.
+mod f {
+    pub const CPUACCT_USAGE: usize = 0;
+    pub const CPUACCT_STAT: usize = 1;
+    /// v1 CFS counters / v2 every CPU counter.
+    pub const CPU_STAT: usize = 2;
+    /// v1 `memory.usage_in_bytes` / v2 `memory.current`.
+    pub const MEM_USAGE: usize = 3;
+    /// v1 `memory.max_usage_in_bytes` / v2 `memory.peak`.
+    pub const MEM_MAX_USAGE: usize = 4;
+    pub const MEM_FAILCNT: usize = 5;
+    pub const MEM_STAT: usize = 6;
+    /// v1 `memory.oom_control` / v2 `memory.events`.
+    pub const MEM_OOM: usize = 7;
+    /// v2 `memory.swap.current`.
+    pub const SWAP_CURRENT: usize = 8;
+    /// v1 service bytes (throttle or CFQ recursive) / v2 `io.stat`.
+    pub const BLK_BYTES: usize = 9;
+    pub const BLK_IOS: usize = 10;
+    pub const PIDS_CURRENT: usize = 11;
+    pub const PROCS: usize = 12;
+    /// v1 `tasks` / v2 `cgroup.threads`.
+    pub const TASKS: usize = 13;
+    pub const NET_DEV: usize = 14;
+    pub const TCP: usize = 15;
+    pub const TCP6: usize = 16;
+    // Spec files.
+    /// v1 `memory.limit_in_bytes` / v2 `memory.max`.
+    pub const MEM_LIMIT: usize = 17;
+    /// v1 `memory.memsw.limit_in_bytes` / v2 `memory.swap.max`.
+    pub const SWAP_LIMIT: usize = 18;
+    /// v1 `cpu.cfs_quota_us` / v2 `cpu.max`.
+    pub const CPU_QUOTA: usize = 19;
+    pub const CPU_PERIOD: usize = 20;
+    pub const PIDS_MAX: usize = 21;
+    pub const COUNT: usize = 22;
+}
+
+/// Spec files are re-read every this many cycles (and on `update_info`).
+const SPEC_EVERY: u64 = 30;
+/// At most this many tasks are looked at for a container's load average.
+const MAX_LOAD_TASKS: usize = 256;
+
+/// One log line; the single place to swap for the logging module's macros.
+fn log_line(args: std::fmt::Arguments<'_>) {
+    crate::log::write("info", format_args!("collector: {args}"));
+}
+
+pub(super) struct Tracked {
+    pub info: ContainerInfo,
+    /// Prometheus label text without braces: `id="…",image="…",name="…",container_label_…`.
+    pub labels: String,
+    pub dirs: Option<CgroupDirs>,
+    files: Vec<Src>,
+    pub cur: Reading,
+    prev: Reading,
+    pub spec: Spec,
+    /// Exponential load averages: 10 s, 1, 5, 15 min.
+    pub load: [f64; 4],
+    pub values: Values,
+    /// The latest cycle produced a reading (series are published).
+    pub ok: bool,
+    /// The cgroup vanished; re-resolve before reading again.
+    gone: bool,
+    retry_at: u64,
+    retries: u32,
+    pub last_seen: f64,
+}
+
+pub(super) struct HostState {
+    stat: Src,
+    meminfo: Src,
+    loadavg: Src,
+    net_dev: Src,
+    pub cur: HostReading,
+    prev: HostReading,
+    pub values: Values,
+}
+
+/// Reads host and container figures each tick; see the module docs.
+pub struct Collector {
+    rootfs: PathBuf,
+    /// `rootfs` as text without a trailing `/`, for building `/proc/<tid>/stat` paths.
+    rootfs_str: String,
+    pub(super) host_finger: String,
+    hier: Hierarchies,
+    pub(super) containers: Vec<Tracked>,
+    buf: ReadBuf,
+    path_buf: String,
+    pub(super) host: HostState,
+    pub(super) last_cycle_secs: Option<f64>,
+    cycle: u64,
+    logged_swap_off: bool,
+}
+
+fn escape_label_value(out: &mut String, v: &str) {
+    for ch in v.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// `container_label_<key>` with every byte outside `[a-zA-Z0-9_]` turned into `_`.
+fn sanitize_label_name(key: &str) -> String {
+    let mut s = String::from("container_label_");
+    s.extend(key.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            c
+        } else {
+            '_'
+        }
+    }));
+    s
+}
+
+fn build_labels(path: &str, info: &ContainerInfo) -> String {
+    let mut s = String::with_capacity(128);
+    s.push_str("id=\"");
+    escape_label_value(&mut s, path);
+    s.push_str("\",image=\"");
+    escape_label_value(&mut s, &info.image);
+    s.push_str("\",name=\"");
+    escape_label_value(&mut s, &info.name);
+    s.push('"');
+    let mut seen: Vec<String> = Vec::new();
+    for (k, v) in &info.labels {
+        let name = sanitize_label_name(k);
+        // Two keys may sanitize alike (`a.b`, `a-b`): a family cannot repeat a label name.
+        if seen.contains(&name) {
+            continue;
+        }
+        s.push(',');
+        s.push_str(&name);
+        s.push_str("=\"");
+        escape_label_value(&mut s, v);
+        s.push('"');
+        seen.push(name);
+    }
+    s
+}
+
+impl Collector {
+    /// Discovers the hierarchies under `rootfs` (logs once what it found, and
+    /// the memory-accounting advice if needed).
+    pub fn new(rootfs: &Path, host_finger: &str) -> Collector {
+        let hier = mounts::discover(rootfs);
+        log_line(format_args!("{}", hier.describe()));
+        if hier.layout == Layout::Unknown {
+            log_line(format_args!(
+                "no cgroup hierarchy found under {} (mount the host's /sys/fs/cgroup there): container metrics unavailable",
+                rootfs.display()
+            ));
+        } else if !hier.memory_enabled {
+            log_line(format_args!(
+                "memory accounting is disabled in the kernel: no container memory metrics; \
+                 boot the host with the kernel parameters `cgroup_enable=memory swapaccount=1`"
+            ));
+        }
+        let proc = rootfs.join("proc");
+        let host = HostState {
+            stat: Src::open(&proc.join("stat")),
+            meminfo: Src::open(&proc.join("meminfo")),
+            loadavg: Src::open(&proc.join("loadavg")),
+            // PID 1's view is the host network namespace (the agent's own may be a container's).
+            net_dev: match Src::open(&proc.join("1/net/dev")) {
+                Src::Missing => Src::open(&proc.join("net/dev")),
+                s => s,
+            },
+            cur: HostReading::default(),
+            prev: HostReading::default(),
+            values: Values::default(),
+        };
+        let mut rootfs_str = rootfs.to_string_lossy().into_owned();
+        while rootfs_str.ends_with('/') {
+            rootfs_str.pop();
+        }
+        Collector {
+            rootfs: rootfs.to_path_buf(),
+            rootfs_str,
+            host_finger: host_finger.to_string(),
+            hier,
+            containers: Vec::new(),
+            buf: ReadBuf::new(),
+            path_buf: String::with_capacity(256),
+            host,
+            last_cycle_secs: None,
+            cycle: 0,
+            logged_swap_off: false,
+        }
+    }
+
+    /// The hierarchies found at start.
+    pub fn hierarchies(&self) -> &Hierarchies {
+        &self.hier
+    }
+
+    /// A container appeared: resolve its cgroup, open its files, take a
+    /// baseline reading (so it shows in /metrics at once with counters;
+    /// rates appear from the next reading).
+    pub fn track(&mut self, info: &ContainerInfo, now: Instant, unix_secs: f64) {
+        if let Some(t) = self.containers.iter_mut().find(|t| t.info.id == info.id) {
+            // Same id again (restart): start over with the new pid.
+            t.info = info.clone();
+            t.gone = true;
+            t.retry_at = 0;
+        } else {
+            self.containers.push(Tracked {
+                info: info.clone(),
+                labels: String::new(),
+                dirs: None,
+                files: Vec::new(),
+                cur: Reading::default(),
+                prev: Reading::default(),
+                spec: Spec::default(),
+                load: [0.0; 4],
+                values: Values::default(),
+                ok: false,
+                gone: true,
+                retry_at: 0,
+                retries: 0,
+                last_seen: 0.0,
+            });
+        }
+        // The host's /proc/stat at this instant, for the first CPU rate.
+        read_host(&mut self.host, &mut self.buf, now);
+        let idx = match self.containers.iter().position(|t| t.info.id == info.id) {
+            Some(i) => i,
+            None => return,
+        };
+        self.collect_one(idx, now, unix_secs);
+    }
+
+    pub fn untrack(&mut self, id: &str) {
+        self.containers.retain(|t| t.info.id != id);
+    }
+
+    /// Metadata changed (rename, pause/unpause, `docker update`): update
+    /// labels and re-read limits without reopening files.
+    pub fn update_info(&mut self, info: &ContainerInfo) {
+        let Some(t) = self.containers.iter_mut().find(|t| t.info.id == info.id) else {
+            return;
+        };
+        t.info = info.clone();
+        if let Some(d) = &t.dirs {
+            t.labels = build_labels(&d.path, &t.info);
+        }
+        if !t.gone {
+            read_spec(t, &mut self.buf, self.hier.layout == Layout::V2);
+        }
+    }
+
+    /// One collection cycle: host + every tracked container. Zero heap
+    /// allocations after warm-up (unless a container vanished and must be re-resolved).
+    pub fn collect(&mut self, now: Instant, unix_secs: f64) {
+        let started = Instant::now();
+        self.cycle += 1;
+        read_host(&mut self.host, &mut self.buf, now);
+        host_values(&mut self.host.values, &self.host.cur, &self.host.prev);
+        for i in 0..self.containers.len() {
+            self.collect_one(i, now, unix_secs);
+        }
+        self.last_cycle_secs = Some(started.elapsed().as_secs_f64());
+    }
+
+    /// Reads one container (re-resolving it first if it had vanished).
+    fn collect_one(&mut self, i: usize, now: Instant, unix_secs: f64) {
+        let v2 = self.hier.layout == Layout::V2;
+        let cycle = self.cycle;
+        let Some(t) = self.containers.get_mut(i) else {
+            return;
+        };
+        if t.gone {
+            if cycle < t.retry_at {
+                t.ok = false;
+                return;
+            }
+            if !self.reopen(i) {
+                let t = &mut self.containers[i];
+                t.retries = t.retries.saturating_add(1);
+                t.retry_at = cycle + (1u64 << t.retries.min(5));
+                t.ok = false;
+                return;
+            }
+        }
+        let host = self.host.cur;
+        let t = &mut self.containers[i];
+        if cycle % SPEC_EVERY == 0 {
+            read_spec(t, &mut self.buf, v2);
+        }
+        match read_container(t, &mut self.buf, &mut self.path_buf, &self.rootfs_str, v2) {
+            Some(mut r) => {
+                r.at = Some(now);
+                r.host_ticks = host.docker_ticks;
+                r.online_cpus = host.online_cpus;
+                update_load(&mut t.load, r.runnable, t.cur.at, now);
+                t.prev = t.cur;
+                t.cur = r;
+                let ctx = HostContext {
+                    mem_total: host.mem_total,
+                    swap_total: host.swap_total,
+                };
+                container_values(&mut t.values, &t.cur, &t.prev, &t.spec, &t.load, &ctx);
+                t.ok = true;
+                t.last_seen = unix_secs;
+            }
+            None => {
+                // Gone: drop it cleanly this cycle, re-resolve next cycle.
+                t.ok = false;
+                t.gone = true;
+                t.retry_at = cycle + 1;
+                t.retries = 0;
+                t.cur = Reading::default();
+                t.prev = Reading::default();
+            }
+        }
+    }
+
+    /// Resolves container `i` and opens its files. False when its cgroup was not found.
+    fn reopen(&mut self, i: usize) -> bool {
+        let v2 = self.hier.layout == Layout::V2;
+        let t = &mut self.containers[i];
+        let dirs = resolve::resolve(
+            &self.hier,
+            &self.rootfs,
+            &t.info.id,
+            t.info.pid,
+            &t.info.cgroup_parent,
+        );
+        let Some(dirs) = dirs else {
+            if t.retries == 0 {
+                log_line(format_args!(
+                    "no cgroup found for container {} (pid {}); will retry",
+                    t.info.short_id(),
+                    t.info.pid
+                ));
+            }
+            t.dirs = None;
+            return false;
+        };
+        t.labels = build_labels(&dirs.path, &t.info);
+        let proc_dir = if t.info.pid > 0 {
+            Some(self.rootfs.join(format!("proc/{}", t.info.pid)))
+        } else {
+            None
+        };
+        t.files = open_files(
+            &dirs,
+            proc_dir.as_deref(),
+            t.info.has_own_netns(),
+            v2,
+            self.hier.memory_enabled,
+        );
+        t.dirs = Some(dirs);
+        t.gone = false;
+        t.retries = 0;
+        t.load = [0.0; 4];
+        read_spec(t, &mut self.buf, v2);
+        if !v2
+            && self.hier.memory_enabled
+            && !self.logged_swap_off
+            && t.files[f::MEM_USAGE].is_open()
+            && !t.files[f::SWAP_LIMIT].is_open()
+        {
+            self.logged_swap_off = true;
+            log_line(format_args!(
+                "swap accounting is off: no swap metrics; boot the host with the kernel parameter `swapaccount=1`"
+            ));
+        }
+        true
+    }
+
+    /// Appends the Prometheus text of the latest readings.
+    pub fn write_prometheus(&self, out: &mut Vec<u8>) {
+        super::prometheus::write(self, out);
+    }
+
+    /// The Outlyer view: (fingerprint, path, value) for the host and every
+    /// container, latest cycle.
+    pub fn for_each_outlyer_sample(&self, mut f: impl FnMut(&str, &str, f64)) {
+        self.host
+            .values
+            .for_each(|path, v| f(&self.host_finger, path, v));
+        for t in self.containers.iter().filter(|t| t.ok) {
+            t.values.for_each(|path, v| f(&t.info.fingerprint, path, v));
+        }
+    }
+
+    /// The cgroup path used as the `id` label, once resolved.
+    pub fn cgroup_path(&self, id: &str) -> Option<&str> {
+        self.containers
+            .iter()
+            .find(|t| t.info.id == id)
+            .and_then(|t| t.dirs.as_ref())
+            .map(|d| d.path.as_str())
+    }
+
+    /// Containers tracked.
+    pub fn len(&self) -> usize {
+        self.containers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty()
+    }
+
+    /// Containers whose latest reading succeeded.
+    pub fn published(&self) -> usize {
+        self.containers.iter().filter(|t| t.ok).count()
+    }
+
+    /// Duration of the last collection cycle.
+    pub fn last_cycle_seconds(&self) -> Option<f64> {
+        self.last_cycle_secs
+    }
+}
+
+fn open_files(
+    d: &CgroupDirs,
+    proc_dir: Option<&Path>,
+    own_netns: bool,
+    v2: bool,
+    memory: bool,
+) -> Vec<Src> {
+    let mut files: Vec<Src> = (0..f::COUNT).map(|_| Src::Missing).collect();
+    let mut set = |i: usize, dir: &Option<PathBuf>, name: &str| {
+        if let Some(dir) = dir {
+            files[i] = Src::open(&dir.join(name));
+        }
+    };
+    if v2 {
+        let u = &d.unified;
+        set(f::CPU_STAT, u, "cpu.stat");
+        if memory {
+            set(f::MEM_USAGE, u, "memory.current");
+            set(f::MEM_MAX_USAGE, u, "memory.peak");
+            set(f::MEM_STAT, u, "memory.stat");
+            set(f::MEM_OOM, u, "memory.events");
+            set(f::SWAP_CURRENT, u, "memory.swap.current");
+            set(f::MEM_LIMIT, u, "memory.max");
+            set(f::SWAP_LIMIT, u, "memory.swap.max");
+        }
+        set(f::BLK_BYTES, u, "io.stat");
+        set(f::PIDS_CURRENT, u, "pids.current");
+        set(f::PIDS_MAX, u, "pids.max");
+        set(f::PROCS, u, "cgroup.procs");
+        set(f::TASKS, u, "cgroup.threads");
+        set(f::CPU_QUOTA, u, "cpu.max");
+    } else {
+        set(f::CPUACCT_USAGE, &d.cpuacct, "cpuacct.usage");
+        set(f::CPUACCT_STAT, &d.cpuacct, "cpuacct.stat");
+        set(f::CPU_STAT, &d.cpu, "cpu.stat");
+        set(f::CPU_QUOTA, &d.cpu, "cpu.cfs_quota_us");
+        set(f::CPU_PERIOD, &d.cpu, "cpu.cfs_period_us");
+        if memory {
+            set(f::MEM_USAGE, &d.memory, "memory.usage_in_bytes");
+            set(f::MEM_MAX_USAGE, &d.memory, "memory.max_usage_in_bytes");
+            set(f::MEM_FAILCNT, &d.memory, "memory.failcnt");
+            set(f::MEM_STAT, &d.memory, "memory.stat");
+            set(f::MEM_OOM, &d.memory, "memory.oom_control");
+            set(f::MEM_LIMIT, &d.memory, "memory.limit_in_bytes");
+            set(f::SWAP_LIMIT, &d.memory, "memory.memsw.limit_in_bytes");
+        }
+        // What `docker stats` reads: CFQ recursive files when they carry data, else throttle.
+        let cfq = d
+            .blkio
+            .as_ref()
+            .and_then(|b| std::fs::read(b.join("blkio.io_serviced_recursive")).ok())
+            .is_some_and(|c| cg::blkio_rows(&c).any(|r| r.is_ok()));
+        if cfq {
+            set(f::BLK_BYTES, &d.blkio, "blkio.io_service_bytes_recursive");
+            set(f::BLK_IOS, &d.blkio, "blkio.io_serviced_recursive");
+        } else {
+            set(f::BLK_BYTES, &d.blkio, "blkio.throttle.io_service_bytes");
+            set(f::BLK_IOS, &d.blkio, "blkio.throttle.io_serviced");
+        }
+        set(f::PIDS_CURRENT, &d.pids, "pids.current");
+        set(f::PIDS_MAX, &d.pids, "pids.max");
+        let procs_dir = if d.cpuacct.is_some() {
+            &d.cpuacct
+        } else {
+            &d.cpu
+        };
+        set(f::PROCS, procs_dir, "cgroup.procs");
+        set(f::TASKS, procs_dir, "tasks");
+    }
+    if let Some(p) = proc_dir {
+        if own_netns {
+            files[f::NET_DEV] = Src::open(&p.join("net/dev"));
+            files[f::TCP] = Src::open(&p.join("net/tcp"));
+            files[f::TCP6] = Src::open(&p.join("net/tcp6"));
+        }
+    }
+    files
+}
+
+/// Reads a file: `Err(())` when the container is gone, `Ok(None)` when the
+/// file is missing or unreadable this cycle.
+fn read<'b>(buf: &'b mut ReadBuf, src: &Src, multi: bool) -> Result<Option<&'b [u8]>, ()> {
+    match buf.read(src, multi) {
+        Outcome::Ok(n) => Ok(Some(buf.bytes(n))),
+        Outcome::Gone => Err(()),
+        Outcome::Missing | Outcome::Failed => Ok(None),
+    }
+}
+
+fn read_u64(buf: &mut ReadBuf, src: &Src) -> Result<Option<u64>, ()> {
+    Ok(read(buf, src, false)?.and_then(|b| cg::parse_single_u64(b).ok()))
+}
+
+fn read_spec(t: &mut Tracked, buf: &mut ReadBuf, v2: bool) {
+    let files = &t.files;
+    let limit = |buf: &mut ReadBuf, i: usize| {
+        read(buf, &files[i], false)
+            .ok()
+            .flatten()
+            .and_then(|b| cg::parse_limit(b).ok())
+    };
+    let mut s = Spec {
+        mem_limit: limit(buf, f::MEM_LIMIT),
+        swap_limit: limit(buf, f::SWAP_LIMIT),
+        swap_limit_includes_memory: !v2,
+        threads_max: limit(buf, f::PIDS_MAX),
+        ..Spec::default()
+    };
+    if v2 {
+        if let Some(m) = read(buf, &files[f::CPU_QUOTA], false)
+            .ok()
+            .flatten()
+            .and_then(|b| cg::parse_cpu_max(b).ok())
+        {
+            s.cpu_quota = Some(m.quota);
+            s.cpu_period = Some(m.period);
+        }
+    } else {
+        s.cpu_quota = limit(buf, f::CPU_QUOTA);
+        s.cpu_period = read_u64(buf, &files[f::CPU_PERIOD]).ok().flatten();
+    }
+    t.spec = s;
+}
+
+/// Reads every per-cycle file of a container. `None` when it is gone.
+fn read_container(
+    t: &Tracked,
+    buf: &mut ReadBuf,
+    path_buf: &mut String,
+    rootfs: &str,
+    v2: bool,
+) -> Option<Reading> {
+    let fl = &t.files;
+    let mut r = Reading::default();
+    if v2 {
+        if let Some(b) = read(buf, &fl[f::CPU_STAT], false).ok()? {
+            if let Ok(s) = cg::parse_cpu_stat(b) {
+                r.cpu_ns = s.usage_usec.map(|v| v.saturating_mul(1000));
+                r.user_ns = s.user_usec.map(|v| v.saturating_mul(1000));
+                r.system_ns = s.system_usec.map(|v| v.saturating_mul(1000));
+                r.cfs_periods = s.nr_periods;
+                r.cfs_throttled = s.nr_throttled;
+                r.cfs_throttled_ns = s.throttled_usec.map(|v| v.saturating_mul(1000));
+            }
+        }
+    } else {
+        r.cpu_ns = read_u64(buf, &fl[f::CPUACCT_USAGE]).ok()?;
+        if let Some(b) = read(buf, &fl[f::CPUACCT_STAT], false).ok()? {
+            if let Ok(s) = cg::parse_cpuacct_stat(b) {
+                r.user_ns = s.user.map(|v| v.saturating_mul(10_000_000));
+                r.system_ns = s.system.map(|v| v.saturating_mul(10_000_000));
+            }
+        }
+        if let Some(b) = read(buf, &fl[f::CPU_STAT], false).ok()? {
+            if let Ok(s) = cg::parse_cpu_stat(b) {
+                r.cfs_periods = s.nr_periods;
+                r.cfs_throttled = s.nr_throttled;
+                r.cfs_throttled_ns = s.throttled_time;
+            }
+        }
+    }
+    r.mem = read_mem(fl, buf, v2).ok()?;
+    r.blk = read_blk(fl, buf, v2).ok()?;
+    r.threads = read_u64(buf, &fl[f::PIDS_CURRENT]).ok()?;
+    r.processes = read(buf, &fl[f::PROCS], false)
+        .ok()?
+        .and_then(|b| cg::count_pids(b).ok());
+    if let Some(b) = read(buf, &fl[f::TASKS], false).ok()? {
+        let (tasks, runnable) = count_runnable(b, path_buf, rootfs);
+        r.runnable = Some(runnable);
+        if r.threads.is_none() {
+            r.threads = Some(tasks);
+        }
+    }
+    if fl[f::NET_DEV].is_open() {
+        // A vanished process is not fatal here: the cgroup files decide "gone".
+        if let Ok(Some(b)) = read(buf, &fl[f::NET_DEV], true) {
+            let mut n = Net::default();
+            for row in pp::net_dev_rows(b).filter_map(Result::ok) {
+                if row.is_loopback() {
+                    continue;
+                }
+                n.add(
+                    row.name,
+                    [
+                        row.rx_bytes,
+                        row.rx_packets,
+                        row.rx_errs,
+                        row.rx_drop,
+                        row.tx_bytes,
+                        row.tx_packets,
+                        row.tx_errs,
+                        row.tx_drop,
+                    ],
+                );
+            }
+            r.net = Some(n);
+        }
+        let mut tcp: Option<pp::TcpStates> = None;
+        for i in [f::TCP, f::TCP6] {
+            if let Ok(Some(b)) = read(buf, &fl[i], true) {
+                if let Ok(s) = pp::parse_tcp_states(b) {
+                    tcp.get_or_insert_with(Default::default).merge(&s);
+                }
+            }
+        }
+        r.tcp = tcp;
+    }
+    if r.cpu_ns.is_none() && r.mem.is_none() {
+        // Nothing readable at all: treat like a vanished cgroup.
+        return None;
+    }
+    Some(r)
+}
+
+fn read_mem(fl: &[Src], buf: &mut ReadBuf, v2: bool) -> Result<Option<Mem>, ()> {
+    let Some(usage) = read_u64(buf, &fl[f::MEM_USAGE])? else {
+        return Ok(None);
+    };
+    let mut m = Mem {
+        usage,
+        working_set: usage,
+        ..Mem::default()
+    };
+    if let Some(b) = read(buf, &fl[f::MEM_STAT], false)? {
+        if let Ok(s) = cg::parse_memory_stat(b) {
+            if let Some(inactive) = s.inactive_file_hierarchical() {
+                m.working_set = usage.saturating_sub(inactive);
+            }
+            if v2 {
+                m.rss = s.anon;
+                m.cache = s.file;
+                m.mapped_file = s.file_mapped;
+                m.active = add(s.active_anon, s.active_file);
+                m.inactive = add(s.inactive_anon, s.inactive_file);
+            } else {
+                m.rss = s.total_rss.or(s.rss);
+                m.cache = s.total_cache.or(s.cache);
+                m.mapped_file = s.total_mapped_file.or(s.mapped_file);
+                m.swap = s.total_swap.or(s.swap);
+                m.active = add(
+                    s.total_active_anon.or(s.active_anon),
+                    s.total_active_file.or(s.active_file),
+                );
+                m.inactive = add(
+                    s.total_inactive_anon.or(s.inactive_anon),
+                    s.total_inactive_file.or(s.inactive_file),
+                );
+            }
+        }
+    }
+    m.max_usage = read_u64(buf, &fl[f::MEM_MAX_USAGE])?;
+    m.failcnt = read_u64(buf, &fl[f::MEM_FAILCNT])?;
+    if let Some(b) = read(buf, &fl[f::MEM_OOM], false)? {
+        m.oom_kills = if v2 {
+            cg::parse_memory_events(b).ok().and_then(|e| e.oom_kill)
+        } else {
+            cg::parse_oom_control(b).ok().and_then(|e| e.oom_kill)
+        };
+    }
+    if v2 {
+        m.swap = read_u64(buf, &fl[f::SWAP_CURRENT])?;
+    }
+    Ok(Some(m))
+}
+
+fn add(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    Some(a?.saturating_add(b?))
+}
+
+fn read_blk(fl: &[Src], buf: &mut ReadBuf, v2: bool) -> Result<Option<Blk>, ()> {
+    let mut blk = Blk::default();
+    if v2 {
+        let Some(b) = read(buf, &fl[f::BLK_BYTES], false)? else {
+            return Ok(None);
+        };
+        for row in cg::io_stat_rows(b).filter_map(Result::ok) {
+            let d = row.device;
+            for (k, v) in [row.rbytes, row.wbytes, row.rios, row.wios]
+                .into_iter()
+                .enumerate()
+            {
+                blk.add(d.major, d.minor, k, v.unwrap_or(0));
+            }
+        }
+        return Ok(Some(blk));
+    }
+    let mut any = false;
+    for (i, read_k, write_k) in [
+        (f::BLK_BYTES, BLK_READ_BYTES, BLK_WRITE_BYTES),
+        (f::BLK_IOS, BLK_READS, BLK_WRITES),
+    ] {
+        let Some(b) = read(buf, &fl[i], false)? else {
+            continue;
+        };
+        any = true;
+        for row in cg::blkio_rows(b).filter_map(Result::ok) {
+            let k = match row.op {
+                cg::BlkioOp::Read => read_k,
+                cg::BlkioOp::Write => write_k,
+                _ => continue,
+            };
+            blk.add(row.device.major, row.device.minor, k, row.value);
+        }
+    }
+    Ok(any.then_some(blk))
+}
+
+/// Counts the tasks of a `tasks`/`cgroup.threads` listing and how many of
+/// them run or wait uninterruptibly (`R`/`D` in `/proc/<tid>/stat`).
+fn count_runnable(list: &[u8], path_buf: &mut String, rootfs: &str) -> (u64, u32) {
+    let mut tasks = 0u64;
+    let mut runnable = 0u32;
+    let mut stat = [0u8; 1024];
+    for tid in cg::pids(list).filter_map(Result::ok) {
+        tasks += 1;
+        if tasks as usize > MAX_LOAD_TASKS {
+            continue;
+        }
+        path_buf.clear();
+        let _ = write!(path_buf, "{rootfs}/proc/{tid}/stat");
+        let Ok(file) = File::open(path_buf.as_str()) else {
+            continue;
+        };
+        let Ok(n) = file.read_at(&mut stat, 0) else {
+            continue;
+        };
+        if let Ok(s) = pp::parse_pid_stat(&stat[..n]) {
+            if s.state == b'R' || s.state == b'D' {
+                runnable += 1;
+            }
+        }
+    }
+    (tasks, runnable)
+}
+
+/// Exponential averages like the kernel's: `load = load·e + n·(1 − e)`, `e = exp(−Δt/τ)`.
+fn update_load(load: &mut [f64; 4], runnable: Option<u32>, prev_at: Option<Instant>, now: Instant) {
+    let Some(n) = runnable else { return };
+    let Some(prev) = prev_at else { return };
+    let dt = now.saturating_duration_since(prev).as_secs_f64();
+    if dt <= 0.0 {
+        return;
+    }
+    for (l, tau) in load.iter_mut().zip([10.0, 60.0, 300.0, 900.0]) {
+        let e = (-dt / tau).exp();
+        *l = *l * e + n as f64 * (1.0 - e);
+    }
+}
+
+fn read_host(h: &mut HostState, buf: &mut ReadBuf, now: Instant) {
+    let mut r = HostReading {
+        at: Some(now),
+        ..HostReading::default()
+    };
+    if let Ok(Some(b)) = read(buf, &h.stat, true) {
+        if let Ok(s) = pp::parse_proc_stat(b) {
+            if let Some(c) = s.cpu {
+                r.docker_ticks = c.docker_total_ticks();
+                let idle = c.idle.unwrap_or(0).saturating_add(c.iowait.unwrap_or(0));
+                r.busy_ticks = r.docker_ticks.saturating_sub(idle);
+                r.user_ticks = c.user.unwrap_or(0).saturating_add(c.nice.unwrap_or(0));
+                r.system_ticks = c.system.unwrap_or(0);
+            }
+            r.online_cpus = s.cpu_lines;
+        }
+    }
+    if let Ok(Some(b)) = read(buf, &h.meminfo, true) {
+        if let Ok(m) = pp::parse_meminfo(b) {
+            r.mem_total = m.mem_total;
+            r.mem_available = m.mem_available.or_else(|| {
+                Some(
+                    m.mem_free?
+                        .saturating_add(m.buffers.unwrap_or(0))
+                        .saturating_add(m.cached.unwrap_or(0)),
+                )
+            });
+            r.cached = m.cached;
+            r.active = m.active;
+            r.inactive = m.inactive;
+            r.swap_total = m.swap_total;
+            r.swap_free = m.swap_free;
+        }
+    }
+    if let Ok(Some(b)) = read(buf, &h.loadavg, false) {
+        if let Ok(l) = pp::parse_loadavg(b) {
+            r.load = Some([l.load1(), l.load5(), l.load15()]);
+        }
+    }
+    if let Ok(Some(b)) = read(buf, &h.net_dev, true) {
+        let mut n = Net::default();
+        for row in pp::net_dev_rows(b).filter_map(Result::ok) {
+            if row.is_loopback() {
+                continue;
+            }
+            n.add(
+                row.name,
+                [
+                    row.rx_bytes,
+                    row.rx_packets,
+                    row.rx_errs,
+                    row.rx_drop,
+                    row.tx_bytes,
+                    row.tx_packets,
+                    row.tx_errs,
+                    row.tx_drop,
+                ],
+            );
+        }
+        r.net = Some(n);
+    }
+    h.prev = h.cur;
+    h.cur = r;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_names_sanitized_and_deduplicated() {
+        let info = ContainerInfo {
+            name: "web".into(),
+            image: "img:1".into(),
+            labels: vec![
+                ("a.b".into(), "1".into()),
+                ("a-b".into(), "2".into()),
+                ("q".into(), "say \"hi\"\\\n".into()),
+            ],
+            ..ContainerInfo::default()
+        };
+        let l = build_labels("/docker/x", &info);
+        assert_eq!(
+            l,
+            "id=\"/docker/x\",image=\"img:1\",name=\"web\",container_label_a_b=\"1\",container_label_q=\"say \\\"hi\\\"\\\\\\n\""
+        );
+    }
+
+    #[test]
+    fn load_average_converges() {
+        let t0 = Instant::now();
+        let mut load = [0.0; 4];
+        let mut at = t0;
+        for _ in 0..100 {
+            let next = at + std::time::Duration::from_secs(5);
+            update_load(&mut load, Some(2), Some(at), next);
+            at = next;
+        }
+        assert!((load[0] - 2.0).abs() < 1e-6);
+        assert!((load[1] - 2.0).abs() < 1e-3);
+        assert!(load[3] > 0.5 && load[3] < 2.0);
+    }
+}

@@ -1,0 +1,155 @@
+//! Open-once, re-read-often pseudo-files: a file descriptor kept open and
+//! read from offset 0 with `pread` into one reused buffer.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// A source file: open, or known to be missing (never retried until the
+/// container's cgroup is resolved again).
+#[derive(Debug)]
+pub(crate) enum Src {
+    Missing,
+    Open(File),
+}
+
+impl Src {
+    pub(crate) fn open(path: &Path) -> Src {
+        match File::open(path) {
+            Ok(f) => Src::Open(f),
+            Err(_) => Src::Missing,
+        }
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        matches!(self, Src::Open(_))
+    }
+}
+
+/// What a read gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// `n` bytes are in the buffer.
+    Ok(usize),
+    /// The file does not exist for this container (remembered at open time).
+    Missing,
+    /// The cgroup or process vanished (`ENODEV`, `ENOENT`, `ESRCH`): the container is gone.
+    Gone,
+    /// Any other error: this metric is skipped this cycle.
+    Failed,
+}
+
+/// Below this many bytes, a read of a multi-record seq_file (`net/dev`,
+/// `net/tcp`) has reached the end: the kernel fills at least a page minus
+/// one record per read while records remain.
+const SEQ_SHORT_READ: usize = 2048;
+
+/// The one buffer every file is read into.
+pub(crate) struct ReadBuf {
+    buf: Vec<u8>,
+}
+
+impl ReadBuf {
+    pub(crate) fn new() -> ReadBuf {
+        ReadBuf {
+            buf: vec![0; 32 * 1024],
+        }
+    }
+
+    /// Reads the whole of `src` from offset 0. Single-show files (every
+    /// cgroup file) take one `pread` unless they fill the buffer;
+    /// `multi_record` files continue until a short read.
+    pub(crate) fn read(&mut self, src: &Src, multi_record: bool) -> Outcome {
+        let Src::Open(f) = src else {
+            return Outcome::Missing;
+        };
+        let mut filled = 0usize;
+        loop {
+            if filled == self.buf.len() {
+                // Growth happens during warm-up only: the buffer keeps its size.
+                let n = self.buf.len() * 2;
+                self.buf.resize(n, 0);
+            }
+            let Some(dst) = self.buf.get_mut(filled..) else {
+                return Outcome::Failed;
+            };
+            match f.read_at(dst, filled as u64) {
+                Ok(0) => break,
+                Ok(n) => {
+                    filled += n;
+                    if filled < self.buf.len() && (!multi_record || n < SEQ_SHORT_READ) {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return classify(&e),
+            }
+        }
+        Outcome::Ok(filled)
+    }
+
+    pub(crate) fn bytes(&self, n: usize) -> &[u8] {
+        self.buf.get(..n).unwrap_or(&[])
+    }
+}
+
+/// Maps an error to "gone" or "failed".
+pub(crate) fn classify(e: &io::Error) -> Outcome {
+    match e.raw_os_error() {
+        Some(libc::ENODEV) | Some(libc::ENOENT) | Some(libc::ESRCH) => Outcome::Gone,
+        _ => {
+            if e.kind() == io::ErrorKind::NotFound {
+                Outcome::Gone
+            } else {
+                Outcome::Failed
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_whole_file_and_grows() {
+        let dir = std::env::temp_dir().join(format!("outlyer-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("big");
+        let body: Vec<u8> = (0..100_000u32).map(|i| b'0' + (i % 10) as u8).collect();
+        std::fs::write(&p, &body).unwrap();
+        let src = Src::open(&p);
+        let mut rb = ReadBuf::new();
+        for multi in [false, true] {
+            let Outcome::Ok(n) = rb.read(&src, multi) else {
+                panic!("read failed")
+            };
+            assert_eq!(rb.bytes(n), &body[..]);
+        }
+        std::fs::write(&p, b"12\n").unwrap();
+        assert_eq!(rb.read(&src, false), Outcome::Ok(3));
+        assert_eq!(rb.bytes(3), b"12\n");
+        assert_eq!(
+            rb.read(&Src::open(&dir.join("nope")), false),
+            Outcome::Missing
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn errors_classified() {
+        assert_eq!(
+            classify(&io::Error::from_raw_os_error(libc::ENODEV)),
+            Outcome::Gone
+        );
+        assert_eq!(
+            classify(&io::Error::from_raw_os_error(libc::ESRCH)),
+            Outcome::Gone
+        );
+        assert_eq!(
+            classify(&io::Error::from_raw_os_error(libc::EIO)),
+            Outcome::Failed
+        );
+    }
+}

@@ -1,0 +1,443 @@
+//! The Prometheus view (text format 0.0.4), cAdvisor names and labels.
+//!
+//! Two cAdvisor families break the `promtool check metrics` naming lint
+//! (`container_memory_failcnt` is a counter without `_total`,
+//! `container_network_tcp_usage_total` a gauge with it); they keep their
+//! cAdvisor names, which dashboards query, and are typed `untyped`.
+
+use super::collector::{Collector, Tracked};
+use super::reading::*;
+use crate::cgroup::parse::Limit;
+use crate::procfs::parse::TCP_STATE_NAMES;
+use std::io::Write as _;
+
+/// Writes `v` the way Prometheus parses it: integers without a fraction.
+fn write_value(out: &mut Vec<u8>, v: f64) {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        let _ = write!(out, "{}", v as i64);
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+/// A family being written: its header is dropped again when no sample follows.
+struct Family {
+    start: usize,
+    samples: usize,
+}
+
+fn begin(out: &mut Vec<u8>, name: &str, kind: &str, help: &str) -> Family {
+    let start = out.len();
+    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+    Family { start, samples: 0 }
+}
+
+fn end(out: &mut Vec<u8>, fam: Family) {
+    if fam.samples == 0 {
+        out.truncate(fam.start);
+    }
+}
+
+fn sample(
+    out: &mut Vec<u8>,
+    fam: &mut Family,
+    name: &str,
+    labels: &str,
+    extra: Option<(&str, &str)>,
+    v: f64,
+) {
+    if !v.is_finite() {
+        return;
+    }
+    out.extend_from_slice(name.as_bytes());
+    if !labels.is_empty() || extra.is_some() {
+        out.push(b'{');
+        out.extend_from_slice(labels.as_bytes());
+        if let Some((k, val)) = extra {
+            if !labels.is_empty() {
+                out.push(b',');
+            }
+            let _ = write!(out, "{k}=\"{val}\"");
+        }
+        out.push(b'}');
+    }
+    out.push(b' ');
+    write_value(out, v);
+    out.push(b'\n');
+    fam.samples += 1;
+}
+
+type Getter = fn(&Tracked) -> Option<f64>;
+
+fn limit_or_zero(l: Option<Limit>) -> Option<f64> {
+    l.map(|l| l.value().unwrap_or(0) as f64)
+}
+
+/// Families with one sample per container: (name, type, help, getter).
+const SCALARS: &[(&str, &str, &str, Getter)] = &[
+    (
+        "container_cpu_user_seconds_total",
+        "counter",
+        "Cumulative user cpu time consumed in seconds.",
+        |t| t.cur.user_ns.map(|v| v as f64 / 1e9),
+    ),
+    (
+        "container_cpu_system_seconds_total",
+        "counter",
+        "Cumulative system cpu time consumed in seconds.",
+        |t| t.cur.system_ns.map(|v| v as f64 / 1e9),
+    ),
+    (
+        "container_cpu_cfs_periods_total",
+        "counter",
+        "Number of elapsed enforcement period intervals.",
+        |t| {
+            // Only meaningful (and only reported by cAdvisor) with a quota.
+            match t.spec.cpu_quota {
+                Some(Limit::Bytes(_)) => t.cur.cfs_periods.map(|v| v as f64),
+                _ => None,
+            }
+        },
+    ),
+    (
+        "container_cpu_cfs_throttled_periods_total",
+        "counter",
+        "Number of throttled period intervals.",
+        |t| match t.spec.cpu_quota {
+            Some(Limit::Bytes(_)) => t.cur.cfs_throttled.map(|v| v as f64),
+            _ => None,
+        },
+    ),
+    (
+        "container_cpu_cfs_throttled_seconds_total",
+        "counter",
+        "Total time duration the container has been throttled.",
+        |t| match t.spec.cpu_quota {
+            Some(Limit::Bytes(_)) => t.cur.cfs_throttled_ns.map(|v| v as f64 / 1e9),
+            _ => None,
+        },
+    ),
+    (
+        "container_memory_usage_bytes",
+        "gauge",
+        "Current memory usage in bytes, including all memory regardless of when it was accessed.",
+        |t| t.cur.mem.map(|m| m.usage as f64),
+    ),
+    (
+        "container_memory_working_set_bytes",
+        "gauge",
+        "Current working set in bytes.",
+        |t| t.cur.mem.map(|m| m.working_set as f64),
+    ),
+    (
+        "container_memory_rss",
+        "gauge",
+        "Size of RSS in bytes.",
+        |t| t.cur.mem.and_then(|m| m.rss).map(|v| v as f64),
+    ),
+    (
+        "container_memory_cache",
+        "gauge",
+        "Number of bytes of page cache memory.",
+        |t| t.cur.mem.and_then(|m| m.cache).map(|v| v as f64),
+    ),
+    (
+        "container_memory_swap",
+        "gauge",
+        "Container swap usage in bytes.",
+        |t| t.cur.mem.and_then(|m| m.swap).map(|v| v as f64),
+    ),
+    (
+        "container_memory_mapped_file",
+        "gauge",
+        "Size of memory mapped files in bytes.",
+        |t| t.cur.mem.and_then(|m| m.mapped_file).map(|v| v as f64),
+    ),
+    (
+        "container_memory_max_usage_bytes",
+        "gauge",
+        "Maximum memory usage recorded in bytes.",
+        |t| t.cur.mem.and_then(|m| m.max_usage).map(|v| v as f64),
+    ),
+    (
+        "container_memory_failcnt",
+        "untyped",
+        "Number of memory usage hits limits.",
+        |t| t.cur.mem.and_then(|m| m.failcnt).map(|v| v as f64),
+    ),
+    (
+        "container_oom_events_total",
+        "counter",
+        "Count of out of memory events observed for the container.",
+        |t| t.cur.mem.and_then(|m| m.oom_kills).map(|v| v as f64),
+    ),
+    (
+        "container_spec_memory_limit_bytes",
+        "gauge",
+        "Memory limit for the container.",
+        |t| {
+            t.cur.mem?;
+            limit_or_zero(t.spec.mem_limit)
+        },
+    ),
+    (
+        "container_spec_cpu_quota",
+        "gauge",
+        "CPU quota of the container.",
+        |t| match t.spec.cpu_quota {
+            Some(Limit::Bytes(q)) => Some(q as f64),
+            _ => None,
+        },
+    ),
+    (
+        "container_spec_cpu_period",
+        "gauge",
+        "CPU period of the container.",
+        |t| t.spec.cpu_period.map(|v| v as f64),
+    ),
+    (
+        "container_processes",
+        "gauge",
+        "Number of processes running inside the container.",
+        |t| t.cur.processes.map(|v| v as f64),
+    ),
+    (
+        "container_threads",
+        "gauge",
+        "Number of threads running inside the container.",
+        |t| t.cur.threads.map(|v| v as f64),
+    ),
+    (
+        "container_threads_max",
+        "gauge",
+        "Maximum number of threads allowed inside the container, infinity if value is zero.",
+        |t| limit_or_zero(t.spec.threads_max),
+    ),
+    (
+        "container_cpu_load_average_10s",
+        "gauge",
+        "Value of container cpu load average over the last 10 seconds.",
+        |t| t.cur.runnable.map(|_| t.load[0]),
+    ),
+    (
+        "container_start_time_seconds",
+        "gauge",
+        "Start time of the container since unix epoch in seconds.",
+        |t| (t.info.started_at > 0.0).then_some(t.info.started_at),
+    ),
+    (
+        "container_last_seen",
+        "gauge",
+        "Last time a container was seen by the exporter.",
+        |t| Some(t.last_seen),
+    ),
+];
+
+/// Per-interface network families: (name, help, counter index).
+const NET: &[(&str, &str, usize)] = &[
+    (
+        "container_network_receive_bytes_total",
+        "Cumulative count of bytes received.",
+        NET_RX_BYTES,
+    ),
+    (
+        "container_network_receive_packets_total",
+        "Cumulative count of packets received.",
+        NET_RX_PACKETS,
+    ),
+    (
+        "container_network_receive_packets_dropped_total",
+        "Cumulative count of packets dropped while receiving.",
+        NET_RX_DROP,
+    ),
+    (
+        "container_network_receive_errors_total",
+        "Cumulative count of errors encountered while receiving.",
+        NET_RX_ERRS,
+    ),
+    (
+        "container_network_transmit_bytes_total",
+        "Cumulative count of bytes transmitted.",
+        NET_TX_BYTES,
+    ),
+    (
+        "container_network_transmit_packets_total",
+        "Cumulative count of packets transmitted.",
+        NET_TX_PACKETS,
+    ),
+    (
+        "container_network_transmit_packets_dropped_total",
+        "Cumulative count of packets dropped while transmitting.",
+        NET_TX_DROP,
+    ),
+    (
+        "container_network_transmit_errors_total",
+        "Cumulative count of errors encountered while transmitting.",
+        NET_TX_ERRS,
+    ),
+];
+
+/// Per-device block IO families: (name, help, counter index).
+const FS: &[(&str, &str, usize)] = &[
+    (
+        "container_fs_reads_bytes_total",
+        "Cumulative count of bytes read.",
+        BLK_READ_BYTES,
+    ),
+    (
+        "container_fs_writes_bytes_total",
+        "Cumulative count of bytes written.",
+        BLK_WRITE_BYTES,
+    ),
+    (
+        "container_fs_reads_total",
+        "Cumulative count of reads completed.",
+        BLK_READS,
+    ),
+    (
+        "container_fs_writes_total",
+        "Cumulative count of writes completed.",
+        BLK_WRITES,
+    ),
+];
+
+pub(super) fn write(c: &Collector, out: &mut Vec<u8>) {
+    let live = || c.containers.iter().filter(|t| t.ok);
+
+    let name = "container_cpu_usage_seconds_total";
+    let mut fam = begin(
+        out,
+        name,
+        "counter",
+        "Cumulative cpu time consumed in seconds.",
+    );
+    for t in live() {
+        if let Some(ns) = t.cur.cpu_ns {
+            sample(
+                out,
+                &mut fam,
+                name,
+                &t.labels,
+                Some(("cpu", "total")),
+                ns as f64 / 1e9,
+            );
+        }
+    }
+    end(out, fam);
+
+    for (name, kind, help, get) in SCALARS {
+        let mut fam = begin(out, name, kind, help);
+        for t in live() {
+            if let Some(v) = get(t) {
+                sample(out, &mut fam, name, &t.labels, None, v);
+            }
+        }
+        end(out, fam);
+    }
+
+    for (name, help, k) in NET {
+        let mut fam = begin(out, name, "counter", help);
+        for t in live() {
+            if let Some(n) = &t.cur.net {
+                for i in n.ifaces() {
+                    sample(
+                        out,
+                        &mut fam,
+                        name,
+                        &t.labels,
+                        Some(("interface", i.name())),
+                        i.c[*k] as f64,
+                    );
+                }
+            }
+        }
+        end(out, fam);
+    }
+
+    let name = "container_network_tcp_usage_total";
+    let mut fam = begin(
+        out,
+        name,
+        "untyped",
+        "tcp connection usage statistic for container",
+    );
+    for t in live() {
+        if let Some(s) = &t.cur.tcp {
+            for (state, count) in TCP_STATE_NAMES.iter().zip(s.counts.iter()) {
+                sample(
+                    out,
+                    &mut fam,
+                    name,
+                    &t.labels,
+                    Some(("tcp_state", state)),
+                    *count as f64,
+                );
+            }
+        }
+    }
+    end(out, fam);
+
+    let mut dev = [0u8; 24];
+    for (name, help, k) in FS {
+        let mut fam = begin(out, name, "counter", help);
+        for t in live() {
+            if let Some(b) = &t.cur.blk {
+                for d in b.devs() {
+                    let mut cur = std::io::Cursor::new(&mut dev[..]);
+                    let _ = write!(cur, "{}:{}", d.major, d.minor);
+                    let len = cur.position() as usize;
+                    let dev_name = std::str::from_utf8(&dev[..len]).unwrap_or("");
+                    sample(
+                        out,
+                        &mut fam,
+                        name,
+                        &t.labels,
+                        Some(("device", dev_name)),
+                        d.c[*k] as f64,
+                    );
+                }
+            }
+        }
+        end(out, fam);
+    }
+
+    let h = &c.host.cur;
+    if h.online_cpus > 0 {
+        let mut fam = begin(
+            out,
+            "machine_cpu_cores",
+            "gauge",
+            "Number of logical CPU cores.",
+        );
+        sample(
+            out,
+            &mut fam,
+            "machine_cpu_cores",
+            "",
+            None,
+            h.online_cpus as f64,
+        );
+        end(out, fam);
+    }
+    if let Some(m) = h.mem_total {
+        let mut fam = begin(
+            out,
+            "machine_memory_bytes",
+            "gauge",
+            "Amount of memory installed on the machine.",
+        );
+        sample(out, &mut fam, "machine_memory_bytes", "", None, m as f64);
+        end(out, fam);
+    }
+    if let Some(s) = c.last_cycle_secs {
+        let name = "outlyer_agent_collection_seconds";
+        let mut fam = begin(
+            out,
+            name,
+            "gauge",
+            "Duration of the last collection cycle in seconds.",
+        );
+        sample(out, &mut fam, name, "", None, s);
+        end(out, fam);
+    }
+}
