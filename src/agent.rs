@@ -1,5 +1,774 @@
-//! The event loop. Under construction.
+//! The event loop: one `mio::Poll`, one thread. Everything the agent does is
+//! a reaction to a socket becoming ready, a timer falling due, or a signal.
 
+use std::collections::HashSet;
+use std::io::{self, Write as _};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::config::{self, Command, Config};
+use crate::docker::api::{error_message, parse_container_list, parse_info, parse_inspect};
+use crate::docker::client::{DockerClient, Output, Request};
+use crate::docker::events::{events_path, ContainerEvent, EventAction};
+use crate::docker::version::{parse_version_body, ApiVersion};
+use crate::metrics::Collector;
+use crate::registry::{self, ContainerInfo, Registry, SelfIdentity};
+use crate::server::{Body, Response, Server};
+use crate::sys::SignalFd;
+use crate::{debug, error, info, warn};
+
+const SIGNALS: Token = Token(0);
+const LISTENER: Token = Token(1);
+const DOCKER_API: Token = Token(2);
+const DOCKER_EVENTS: Token = Token(3);
+const CONNECTIONS: usize = 16;
+
+/// Full re-list of containers, the safety net behind the events stream.
+pub const RELIST_EVERY: Duration = Duration::from_secs(60);
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// `--once`: how long to wait for Docker before reading what is there.
+const ONCE_SYNC_WAIT: Duration = Duration::from_secs(5);
+
+/// Process entry: parses the command line and runs. Returns the exit code.
 pub fn main_entry() -> i32 {
-    0
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = config::parse(args, |k| std::env::var(k).ok(), |p| p.exists());
+    match command {
+        Err(e) => {
+            eprintln!("outlyer-agent: {e}");
+            2
+        }
+        Ok(Command::Help) => {
+            print!("{}", config::help_text());
+            0
+        }
+        Ok(Command::Version) => {
+            println!("outlyer-agent {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Ok(Command::Run(cfg)) => run(*cfg),
+    }
+}
+
+fn run(cfg: Config) -> i32 {
+    crate::log::set_debug(cfg.debug);
+    if let Some(key) = &cfg.agent_key {
+        crate::log::set_secret(key.expose());
+    }
+    let mut agent = match Agent::new(cfg) {
+        Ok(a) => a,
+        Err(StartError::Setting(setting, e)) => {
+            eprintln!("outlyer-agent: invalid {setting}: {e}");
+            return 2;
+        }
+        Err(StartError::Io(e)) => {
+            error!("cannot start: {e}");
+            return 1;
+        }
+    };
+    match agent.run() {
+        Ok(()) => 0,
+        Err(e) => {
+            error!("event loop failed: {e}");
+            1
+        }
+    }
+}
+
+enum StartError {
+    Setting(&'static str, io::Error),
+    Io(io::Error),
+}
+
+impl From<io::Error> for StartError {
+    fn from(e: io::Error) -> Self {
+        StartError::Io(e)
+    }
+}
+
+/// Progress of `--once`.
+enum Once {
+    /// Waiting for the first sync with Docker (or for it to fail).
+    ExpectSync { until: Instant },
+    /// First reading taken; the second is due at `at`.
+    ExpectSecondReading { at: Instant },
+}
+
+pub struct Agent {
+    cfg: Config,
+    poll: Poll,
+    signals: SignalFd,
+    server: Option<Server>,
+    docker: DockerClient,
+    registry: Registry,
+    collector: Collector,
+    host_id: Option<String>,
+    fingerprint: Option<String>,
+    docker_up: bool,
+    /// Ids with an inspect queued or in flight whose answer is still wanted.
+    pending: HashSet<String>,
+    /// Running containers we decided not to track (so relists skip them).
+    excluded: HashSet<String>,
+    /// The first list after a (re)connect is a sync, later ones are checks.
+    synced: bool,
+    list_in_flight: bool,
+    down_since: Option<Instant>,
+    backoff: Duration,
+    reconnect_at: Option<Instant>,
+    next_collect: Instant,
+    next_relist: Option<Instant>,
+    metrics: Rc<Vec<u8>>,
+    metrics_dirty: bool,
+    once: Option<Once>,
+    outputs: Vec<Output>,
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Agent {
+    fn new(cfg: Config) -> Result<Agent, StartError> {
+        let poll = Poll::new()?;
+        let signals = SignalFd::new()?;
+        poll.registry().register(
+            &mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&signals)),
+            SIGNALS,
+            Interest::READABLE,
+        )?;
+        let server = if cfg.once {
+            None
+        } else {
+            let s =
+                Server::bind(cfg.listen, poll.registry(), LISTENER, CONNECTIONS).map_err(|e| {
+                    StartError::Setting(
+                        "--listen",
+                        io::Error::new(e.kind(), format!("{}: {e}", cfg.listen)),
+                    )
+                })?;
+            Some(s)
+        };
+        let host_id = registry::host_id(&cfg.rootfs);
+        let fingerprint = cfg.fingerprint.clone().or_else(|| {
+            host_id
+                .as_deref()
+                .map(|h| registry::derive_host_fingerprint(h, cfg.name.as_deref()))
+        });
+        let kubernetes = std::env::var_os("KUBERNETES_PORT").is_some();
+        let registry = Registry::new(SelfIdentity::detect(), kubernetes);
+        let collector = Collector::new(&cfg.rootfs, fingerprint.as_deref().unwrap_or(""));
+        let docker = DockerClient::new(cfg.docker_socket.clone(), DOCKER_API, DOCKER_EVENTS);
+        let now = Instant::now();
+        let once = cfg.once.then_some(Once::ExpectSync {
+            until: now + ONCE_SYNC_WAIT,
+        });
+        Ok(Agent {
+            next_collect: now + cfg.interval,
+            cfg,
+            poll,
+            signals,
+            server,
+            docker,
+            registry,
+            collector,
+            host_id,
+            fingerprint,
+            docker_up: false,
+            pending: HashSet::new(),
+            excluded: HashSet::new(),
+            synced: false,
+            list_in_flight: false,
+            down_since: None,
+            backoff: BACKOFF_FIRST,
+            reconnect_at: None,
+            next_relist: None,
+            metrics: Rc::new(Vec::new()),
+            metrics_dirty: true,
+            once,
+            outputs: Vec::new(),
+        })
+    }
+
+    pub fn run(&mut self) -> io::Result<()> {
+        if let Some(s) = &self.server {
+            info!("listening on {}", s.local_addr);
+        }
+        info!(
+            "starting: rootfs {}, docker {}, interval {}s, {} mode",
+            self.cfg.rootfs.display(),
+            self.cfg.docker_socket.display(),
+            self.cfg.interval.as_secs(),
+            if self.cfg.agent_key.is_some() {
+                "upload"
+            } else {
+                "local"
+            }
+        );
+        match &self.fingerprint {
+            Some(f) => info!("fingerprint {f}"),
+            None => info!("no host id visible; the fingerprint will come from Docker's daemon id"),
+        }
+        let now = Instant::now();
+        self.connect_docker(now);
+        let mut events = Events::with_capacity(256);
+        loop {
+            let now = Instant::now();
+            let timeout = self.next_wake().map(|t| t.saturating_duration_since(now));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    SIGNALS => {
+                        if let Some(sig) = self.read_signals() {
+                            info!("received {}, exiting", signal_name(sig));
+                            return Ok(());
+                        }
+                    }
+                    LISTENER => {
+                        if let Some(s) = self.server.as_mut() {
+                            s.accept(self.poll.registry(), now);
+                        }
+                    }
+                    t @ (DOCKER_API | DOCKER_EVENTS) => {
+                        self.docker
+                            .ready(self.poll.registry(), t, now, &mut self.outputs);
+                    }
+                    t => self.serve(t, now),
+                }
+            }
+            self.handle_docker_outputs(now);
+            if self.run_timers(Instant::now())? {
+                return Ok(());
+            }
+        }
+    }
+
+    fn read_signals(&mut self) -> Option<i32> {
+        let mut last = None;
+        while let Ok(Some(sig)) = self.signals.read() {
+            last = Some(sig);
+        }
+        last
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        let mut t = Some(self.next_collect);
+        let mut consider = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t: Instant| t.min(x)));
+            }
+        };
+        consider(self.next_relist);
+        consider(self.reconnect_at);
+        consider(self.docker.deadline());
+        consider(self.server.as_ref().and_then(Server::next_deadline));
+        match &self.once {
+            Some(Once::ExpectSync { until }) => consider(Some(*until)),
+            Some(Once::ExpectSecondReading { at }) => consider(Some(*at)),
+            None => {}
+        }
+        t
+    }
+
+    /// Runs what is due. Returns true when `--once` is finished.
+    fn run_timers(&mut self, now: Instant) -> io::Result<bool> {
+        if let Some(s) = self.server.as_mut() {
+            s.expire(self.poll.registry(), now);
+        }
+        self.docker
+            .expire(self.poll.registry(), now, &mut self.outputs);
+        self.handle_docker_outputs(now);
+        if self.reconnect_at.is_some_and(|t| t <= now) {
+            self.reconnect_at = None;
+            self.connect_docker(now);
+            self.handle_docker_outputs(now);
+        }
+        if self.next_relist.is_some_and(|t| t <= now) {
+            self.next_relist = Some(now + RELIST_EVERY);
+            if self.docker_up && !self.list_in_flight {
+                self.request(Request::List, now);
+                self.list_in_flight = true;
+            }
+            self.handle_docker_outputs(now);
+        }
+        if self.next_collect <= now {
+            self.collect(now);
+            while self.next_collect <= now {
+                self.next_collect += self.cfg.interval;
+            }
+        }
+        self.step_once(now)
+    }
+
+    fn collect(&mut self, now: Instant) {
+        let started = Instant::now();
+        self.collector.collect(now, unix_now());
+        self.metrics_dirty = true;
+        debug!(
+            "collected {} containers in {:.3} ms",
+            self.collector.len(),
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
+
+    fn step_once(&mut self, now: Instant) -> io::Result<bool> {
+        match self.once {
+            Some(Once::ExpectSync { until }) => {
+                let synced = self.synced && self.pending.is_empty() && !self.docker.is_busy();
+                let gave_up = !self.docker_up && self.down_since.is_some();
+                if synced || gave_up || until <= now {
+                    if !synced {
+                        warn!("--once: reading without a complete container list from Docker");
+                    }
+                    self.collect(now);
+                    self.once = Some(Once::ExpectSecondReading {
+                        at: now + Duration::from_secs(1),
+                    });
+                }
+                Ok(false)
+            }
+            Some(Once::ExpectSecondReading { at }) if at <= now => {
+                self.collect(now);
+                self.render_metrics();
+                let mut stdout = io::stdout().lock();
+                stdout.write_all(&self.metrics)?;
+                stdout.flush()?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    // ---- Docker -------------------------------------------------------
+
+    fn request(&mut self, r: Request, now: Instant) {
+        self.docker
+            .request(self.poll.registry(), r, now, &mut self.outputs);
+    }
+
+    fn connect_docker(&mut self, now: Instant) {
+        self.synced = false;
+        self.list_in_flight = false;
+        self.pending.clear();
+        self.request(Request::Version, now);
+    }
+
+    fn handle_docker_outputs(&mut self, now: Instant) {
+        while !self.outputs.is_empty() {
+            let batch = std::mem::take(&mut self.outputs);
+            for out in batch {
+                self.handle_docker_output(out, now);
+            }
+        }
+    }
+
+    fn handle_docker_output(&mut self, out: Output, now: Instant) {
+        match out {
+            Output::Down(why) => self.docker_down(why, now),
+            Output::BadEvent(why) => warn!("docker: skipping an event: {why}"),
+            Output::EventsOpen { status } => {
+                debug!("docker: events stream open ({status})");
+                if status == 200 && !self.synced && !self.list_in_flight {
+                    self.start_list(now);
+                }
+            }
+            Output::Event(ev) => self.handle_event(ev, now),
+            Output::Reply {
+                request,
+                status,
+                content_type,
+                body,
+            } => {
+                if !(200..300).contains(&status) {
+                    let msg = error_message(content_type.as_deref(), &body);
+                    match request {
+                        Request::Inspect(id) if status == 404 => {
+                            self.pending.remove(&id);
+                            debug!(
+                                "docker: container {} vanished before inspection",
+                                short(&id)
+                            );
+                        }
+                        Request::Inspect(id) => {
+                            self.pending.remove(&id);
+                            warn!(
+                                "docker: inspecting {} failed with {status}: {msg}",
+                                short(&id)
+                            );
+                        }
+                        Request::Info => warn!("docker: /info failed with {status}: {msg}"),
+                        Request::List | Request::Version => self
+                            .docker_down(format!("{request:?} failed with {status}: {msg}"), now),
+                    }
+                    return;
+                }
+                match request {
+                    Request::Version => self.on_version(&body, now),
+                    Request::Info => self.on_info(&body),
+                    Request::List => self.on_list(&body, now),
+                    Request::Inspect(id) => self.on_inspect(&id, &body, now),
+                }
+            }
+        }
+    }
+
+    fn docker_down(&mut self, why: String, now: Instant) {
+        self.docker.reset(self.poll.registry());
+        self.pending.clear();
+        self.synced = false;
+        self.list_in_flight = false;
+        self.next_relist = None;
+        if self.docker_up || self.down_since.is_none() {
+            warn!(
+                "docker: {why}; retrying (backoff up to {}s), keeping {} containers meanwhile",
+                BACKOFF_MAX.as_secs(),
+                self.registry.len()
+            );
+            self.down_since = Some(now);
+        } else {
+            debug!("docker: still unavailable: {why}");
+        }
+        if self.docker_up {
+            self.docker_up = false;
+            self.metrics_dirty = true;
+        }
+        self.reconnect_at = Some(now + self.backoff);
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+
+    fn on_version(&mut self, body: &[u8], now: Instant) {
+        let v = match parse_version_body(body) {
+            Ok(v) => v,
+            Err(e) => return self.docker_down(format!("unusable /version reply: {e}"), now),
+        };
+        let api: ApiVersion = v.negotiated();
+        self.docker.set_version(api);
+        if let Some(since) = self.down_since.take() {
+            if self.docker_up {
+                info!("docker: reconnected");
+            } else {
+                info!(
+                    "docker: connected after {:.1}s",
+                    now.duration_since(since).as_secs_f64()
+                );
+            }
+        }
+        info!(
+            "docker: daemon {} (API {}), using API {api}",
+            v.version, v.api_version
+        );
+        self.docker_up = true;
+        self.metrics_dirty = true;
+        self.backoff = BACKOFF_FIRST;
+        if self.fingerprint.is_none() || self.cfg.name.is_none() {
+            self.request(Request::Info, now);
+        }
+        let path = events_path(api, None);
+        self.docker
+            .open_events(self.poll.registry(), &path, &mut self.outputs);
+        // Docker ≥ 1.9 (API 1.21) answers the events request at once, so the
+        // list waits for that head and no event can fall between the two.
+        // Older daemons send nothing until the first event: list right away.
+        if api < ApiVersion::new(1, 21) {
+            self.start_list(now);
+        }
+    }
+
+    fn start_list(&mut self, now: Instant) {
+        self.list_in_flight = true;
+        self.request(Request::List, now);
+    }
+
+    fn on_info(&mut self, body: &[u8]) {
+        match parse_info(body) {
+            Ok(info) => {
+                if self.fingerprint.is_none() {
+                    if let Some(id) = info.id.as_deref().filter(|s| !s.is_empty()) {
+                        let f = registry::derive_host_fingerprint(id, self.cfg.name.as_deref());
+                        info!("fingerprint {f} (from the Docker daemon id)");
+                        self.host_id = Some(id.to_owned());
+                        self.fingerprint = Some(f);
+                    }
+                }
+            }
+            Err(e) => warn!("docker: unusable /info reply: {e}"),
+        }
+    }
+
+    fn on_list(&mut self, body: &[u8], now: Instant) {
+        self.list_in_flight = false;
+        let list = match parse_container_list(body) {
+            Ok(l) => l,
+            Err(e) => return self.docker_down(format!("unusable container list: {e}"), now),
+        };
+        let first = !self.synced;
+        self.synced = true;
+        self.next_relist = Some(now + RELIST_EVERY);
+        let running: HashSet<&str> = list
+            .iter()
+            .filter(|c| {
+                c.state
+                    .as_deref()
+                    .is_none_or(|s| s == "running" || s == "paused")
+            })
+            .map(|c| c.id.as_str())
+            .collect();
+        for id in self.registry.ids() {
+            if !running.contains(id.as_str()) && !self.pending.contains(&id) {
+                if !first {
+                    warn!(
+                        "docker: drift: {} was tracked but is no longer listed",
+                        short(&id)
+                    );
+                }
+                self.untrack(&id, "not running");
+            }
+        }
+        self.excluded.retain(|id| running.contains(id.as_str()));
+        let mut new = 0;
+        for id in running {
+            if self.registry.contains(id) || self.excluded.contains(id) || self.pending.contains(id)
+            {
+                continue;
+            }
+            if !first {
+                warn!("docker: drift: {} runs but was not tracked", short(id));
+            }
+            new += 1;
+            self.pending.insert(id.to_owned());
+            self.request(Request::Inspect(id.to_owned()), now);
+        }
+        debug!("docker: list has {} running, {new} to inspect", list.len());
+    }
+
+    fn on_inspect(&mut self, id: &str, body: &[u8], now: Instant) {
+        if !self.pending.remove(id) {
+            // A die/destroy arrived meanwhile: the answer is stale.
+            debug!("docker: dropping a stale inspection of {}", short(id));
+            return;
+        }
+        let inspected = match parse_inspect(body) {
+            Ok(i) => i,
+            Err(e) => return warn!("docker: unusable inspection of {}: {e}", short(id)),
+        };
+        if !inspected.running {
+            debug!("docker: {} is not running", short(id));
+            return;
+        }
+        let info = inspected.info;
+        if let Some(why) = self.registry.exclusion(&info) {
+            if self.excluded.insert(info.id.clone()) {
+                info!("not tracking {} ({}): {why}", info.name, info.short_id());
+            }
+            for member in self.registry.own_pod_members() {
+                self.untrack(&member, "in the agent's own pod");
+            }
+            return;
+        }
+        self.track(info, now);
+    }
+
+    fn track(&mut self, info: ContainerInfo, now: Instant) {
+        let replaced = self.registry.get(&info.id).cloned();
+        match replaced {
+            Some(old) if old.pid == info.pid => {
+                self.collector.update_info(&info);
+            }
+            Some(_) => {
+                self.collector.untrack(&info.id);
+                self.collector.track(&info, now, unix_now());
+            }
+            None => {
+                info!(
+                    "tracking {} ({}, image {}, pid {}, finger {})",
+                    info.name,
+                    info.short_id(),
+                    info.image,
+                    info.pid,
+                    info.fingerprint
+                );
+                self.collector.track(&info, now, unix_now());
+            }
+        }
+        self.registry.insert(info);
+        self.metrics_dirty = true;
+    }
+
+    fn untrack(&mut self, id: &str, why: &str) {
+        if let Some(info) = self.registry.remove(id) {
+            info!("untracking {} ({}): {why}", info.name, info.short_id());
+            self.collector.untrack(id);
+            self.metrics_dirty = true;
+        }
+    }
+
+    fn handle_event(&mut self, ev: ContainerEvent, now: Instant) {
+        debug!("docker: event {:?} {}", ev.action, short(&ev.id));
+        match ev.action {
+            EventAction::Start | EventAction::Unpause | EventAction::Pause
+                if !self.registry.contains(&ev.id) && !self.excluded.contains(&ev.id) =>
+            {
+                self.inspect(&ev.id, now)
+            }
+            EventAction::Start => {
+                // A restart of a tracked container: new pid, maybe new cgroup.
+                self.inspect(&ev.id, now)
+            }
+            EventAction::Die | EventAction::Destroy => {
+                self.pending.remove(&ev.id);
+                self.excluded.remove(&ev.id);
+                self.untrack(
+                    &ev.id,
+                    if ev.action == EventAction::Die {
+                        "died"
+                    } else {
+                        "destroyed"
+                    },
+                );
+            }
+            EventAction::Rename => match (self.registry.get_mut(&ev.id), ev.name) {
+                (Some(c), Some(name)) => {
+                    let name = name.trim_start_matches('/').to_owned();
+                    info!("renamed {} to {name}", c.name);
+                    c.name = name;
+                    let updated = c.clone();
+                    self.collector.update_info(&updated);
+                    self.metrics_dirty = true;
+                }
+                (Some(_), None) => self.inspect(&ev.id, now),
+                (None, _) => {}
+            },
+            EventAction::Pause | EventAction::Unpause => {
+                if let Some(c) = self.registry.get_mut(&ev.id) {
+                    c.paused = ev.action == EventAction::Pause;
+                    let updated = c.clone();
+                    self.collector.update_info(&updated);
+                    self.metrics_dirty = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn inspect(&mut self, id: &str, now: Instant) {
+        if self.pending.insert(id.to_owned()) {
+            self.request(Request::Inspect(id.to_owned()), now);
+        }
+    }
+
+    // ---- HTTP ---------------------------------------------------------
+
+    fn serve(&mut self, token: Token, now: Instant) {
+        let Some(mut server) = self.server.take() else {
+            return;
+        };
+        if server.owns(token) {
+            let registry = self.poll.registry().try_clone();
+            match registry {
+                Ok(registry) => server.ready(&registry, token, now, &mut |req| {
+                    self.route(req.method, req.path)
+                }),
+                Err(e) => warn!("http: {e}"),
+            }
+        }
+        self.server = Some(server);
+    }
+
+    fn route(&mut self, method: &str, path: &str) -> Response {
+        let path = path.split('?').next().unwrap_or(path);
+        let known = matches!(path, "/" | "/metrics" | "/healthz");
+        if !known {
+            return Response::text(404, "not found\n");
+        }
+        if method != "GET" && method != "HEAD" {
+            return Response {
+                status: 405,
+                content_type: Some("text/plain; charset=utf-8"),
+                body: Body::Static(b"method not allowed\n"),
+                headers: &[("Allow", "GET, HEAD")],
+            };
+        }
+        match path {
+            "/" => match &self.fingerprint {
+                Some(f) => Response::text(200, format!("{f}\n")),
+                None => Response::text(
+                    503,
+                    "fingerprint not known yet: waiting for the Docker daemon id\n",
+                ),
+            },
+            "/healthz" => Response::text(200, "ok\n"),
+            _ => {
+                self.render_metrics();
+                Response {
+                    status: 200,
+                    content_type: Some("text/plain; version=0.0.4; charset=utf-8"),
+                    body: Body::Shared(Rc::clone(&self.metrics)),
+                    headers: &[],
+                }
+            }
+        }
+    }
+
+    /// Re-renders the cached /metrics text when something changed.
+    fn render_metrics(&mut self) {
+        if !self.metrics_dirty {
+            return;
+        }
+        self.metrics_dirty = false;
+        let cap = self.metrics.len() + 1024;
+        let buf = match Rc::get_mut(&mut self.metrics) {
+            Some(b) => {
+                b.clear();
+                b
+            }
+            None => {
+                self.metrics = Rc::new(Vec::with_capacity(cap));
+                Rc::get_mut(&mut self.metrics).expect("fresh Rc")
+            }
+        };
+        self.collector.write_prometheus(buf);
+        write_agent_families(buf, self.registry.len(), self.docker_up);
+    }
+}
+
+/// The agent's own health families.
+fn write_agent_families(out: &mut Vec<u8>, containers: usize, docker_up: bool) {
+    let _ = write!(
+        out,
+        "# HELP outlyer_agent_containers Containers tracked now.\n\
+         # TYPE outlyer_agent_containers gauge\n\
+         outlyer_agent_containers {containers}\n\
+         # HELP outlyer_agent_docker_up Whether the Docker API answers (1) or not (0).\n\
+         # TYPE outlyer_agent_docker_up gauge\n\
+         outlyer_agent_docker_up {}\n\
+         # HELP process_cpu_seconds_total User and system CPU time the agent used.\n\
+         # TYPE process_cpu_seconds_total counter\n\
+         process_cpu_seconds_total {}\n",
+        u8::from(docker_up),
+        crate::sys::process_cpu_seconds()
+    );
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        _ => "a signal",
+    }
 }
