@@ -254,6 +254,9 @@ impl SyntheticHost {
                 for d in ["cpu,cpuacct", "blkio", "pids", "systemd", "cpuset"] {
                     write(&base.join(d).join("cgroup.procs"), "1\n")?;
                 }
+                if o.memory_accounting {
+                    write(&base.join("memory/cgroup.procs"), "1\n")?;
+                }
             }
             TreeLayout::V1CentOs6 => {
                 // Host mounts at /cgroup/<c>; the files sit at <rootfs>/sys/fs/cgroup/<c>.
@@ -649,10 +652,18 @@ impl SyntheticHost {
     }
 
     /// Simulates container `i` exiting: its cgroup directories and /proc entry vanish.
+    /// Files are emptied first: a collector holding them open then reads
+    /// nothing, the closest a regular file gets to the kernel's `ENODEV`.
     pub fn remove_container(&self, i: usize) -> io::Result<()> {
         let c = &self.containers[i];
         for ctl in ["cpu", "cpuacct", "memory", "blkio", "pids"] {
-            let _ = std::fs::remove_dir_all(self.cgroup_dir(ctl, &c.cgroup_path));
+            let dir = self.cgroup_dir(ctl, &c.cgroup_path);
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                for e in rd.flatten() {
+                    let _ = std::fs::write(e.path(), b"");
+                }
+            }
+            let _ = std::fs::remove_dir_all(dir);
         }
         let _ = std::fs::remove_dir_all(self.root.join(format!("proc/{}", c.pid)));
         Ok(())
