@@ -217,6 +217,7 @@ impl Agent {
         }
         let now = Instant::now();
         self.connect_docker(now);
+        self.handle_docker_outputs(now);
         let mut events = Events::with_capacity(256);
         loop {
             let now = Instant::now();
