@@ -60,6 +60,7 @@ pub fn fuzz_blkio(data: &[u8]) {
 /// v2 `io.stat`.
 pub fn fuzz_io_stat(data: &[u8]) {
     for _ in cg::io_stat_rows(data) {}
+    let _ = cg::parse_io_stat_totals(data);
 }
 
 /// `memory.events`.
@@ -101,6 +102,7 @@ pub fn fuzz_loadavg(data: &[u8]) {
 /// `/proc/<pid>/net/dev`.
 pub fn fuzz_net_dev(data: &[u8]) {
     for _ in pr::net_dev_rows(data) {}
+    let _ = pr::parse_net_dev_totals(data);
 }
 
 /// `/proc/<pid>/net/tcp{,6}`.

@@ -362,6 +362,12 @@ fn host_net_dev() {
     assert_eq!(eth0.tx_packets, 3406);
     assert_eq!(eth0.rx_errs + eth0.tx_errs + eth0.rx_drop + eth0.tx_drop, 0);
     assert_eq!((rows[4].tx_bytes, rows[4].tx_packets), (1532, 18));
+    let t = parse_net_dev_totals(fx!("v1-docker20/host/net_dev")).unwrap();
+    assert_eq!(t.interfaces, 4);
+    assert_eq!(t.rx_bytes, 183_898_247);
+    assert_eq!(t.tx_bytes, 304_390 + 1532);
+    assert_eq!(t.tx_packets, 3406 + 18);
+    assert_eq!(t.rx_packets, 6055);
 }
 
 #[test]
@@ -563,6 +569,11 @@ fn v2_io_stat() {
     );
     assert_eq!((iocost[0].dbytes, iocost[0].dios), (Some(5), Some(6)));
     assert_eq!(io_stat_rows(fx!("v2/io.stat.idle")).count(), 0);
+    let t = parse_io_stat_totals(fx!("v2/io.stat")).unwrap();
+    assert_eq!(t.rbytes, 1_459_200 + 90_430_464);
+    assert_eq!(t.wbytes, 314_773_504 + 299_008_000);
+    assert_eq!((t.rios, t.wios), (192 + 8950, 353 + 1252));
+    assert_eq!((t.dbytes, t.dios, t.devices), (50_331_648, 3021, 2));
 }
 
 #[test]

@@ -494,6 +494,45 @@ impl Iterator for IoStatRows<'_> {
     }
 }
 
+/// Sums of v2 `io.stat` over all devices (saturating; absent keys add 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoStatTotals {
+    /// Bytes read.
+    pub rbytes: u64,
+    /// Bytes written.
+    pub wbytes: u64,
+    /// Read IOs.
+    pub rios: u64,
+    /// Write IOs.
+    pub wios: u64,
+    /// Bytes discarded.
+    pub dbytes: u64,
+    /// Discard IOs.
+    pub dios: u64,
+    /// Number of device lines summed.
+    pub devices: u32,
+}
+
+/// Sums v2 `io.stat` over its devices; the first bad line is an error.
+pub fn parse_io_stat_totals(buf: &[u8]) -> Result<IoStatTotals, ParseError> {
+    let mut t = IoStatTotals::default();
+    for row in io_stat_rows(buf) {
+        let row = row?;
+        for (slot, value) in [
+            (&mut t.rbytes, row.rbytes),
+            (&mut t.wbytes, row.wbytes),
+            (&mut t.rios, row.rios),
+            (&mut t.wios, row.wios),
+            (&mut t.dbytes, row.dbytes),
+            (&mut t.dios, row.dios),
+        ] {
+            *slot = slot.saturating_add(value.unwrap_or(0));
+        }
+        t.devices = t.devices.saturating_add(1);
+    }
+    Ok(t)
+}
+
 /// Iterator over the PIDs of `cgroup.procs` / `tasks` (one per line).
 #[derive(Clone, Debug)]
 pub struct Pids<'a> {
@@ -613,6 +652,15 @@ mod tests {
         assert_eq!(rows[0].wios, Some(4));
         assert_eq!(rows[0].dbytes, None);
         assert_eq!(rows[0].device.to_string(), "8:16");
+        let t = parse_io_stat_totals(b"8:0 rbytes=1 wios=2\n8:16 rbytes=10 dios=3\n").unwrap();
+        assert_eq!(
+            (t.rbytes, t.wios, t.dios, t.wbytes, t.devices),
+            (11, 2, 3, 0, 2)
+        );
+        assert_eq!(
+            parse_io_stat_totals(b"8:0 rbytes=x\n"),
+            Err(ParseError::InvalidNumber)
+        );
     }
 
     #[test]

@@ -405,6 +405,56 @@ impl<'a> Iterator for NetDevRows<'a> {
     }
 }
 
+/// Counters summed over every interface except `lo` (what Docker and the
+/// Outlyer `base.network.*` metrics report), saturating.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetDevTotals {
+    /// Receive bytes.
+    pub rx_bytes: u64,
+    /// Receive packets.
+    pub rx_packets: u64,
+    /// Receive errors.
+    pub rx_errs: u64,
+    /// Receive drops.
+    pub rx_drop: u64,
+    /// Transmit bytes.
+    pub tx_bytes: u64,
+    /// Transmit packets.
+    pub tx_packets: u64,
+    /// Transmit errors.
+    pub tx_errs: u64,
+    /// Transmit drops.
+    pub tx_drop: u64,
+    /// Interfaces summed (`lo` excluded).
+    pub interfaces: u32,
+}
+
+/// Sums `/proc/<pid>/net/dev` over all interfaces but `lo`; the first bad row
+/// is an error.
+pub fn parse_net_dev_totals(buf: &[u8]) -> Result<NetDevTotals, ParseError> {
+    let mut t = NetDevTotals::default();
+    for row in net_dev_rows(buf) {
+        let row = row?;
+        if row.is_loopback() {
+            continue;
+        }
+        for (slot, value) in [
+            (&mut t.rx_bytes, row.rx_bytes),
+            (&mut t.rx_packets, row.rx_packets),
+            (&mut t.rx_errs, row.rx_errs),
+            (&mut t.rx_drop, row.rx_drop),
+            (&mut t.tx_bytes, row.tx_bytes),
+            (&mut t.tx_packets, row.tx_packets),
+            (&mut t.tx_errs, row.tx_errs),
+            (&mut t.tx_drop, row.tx_drop),
+        ] {
+            *slot = slot.saturating_add(value);
+        }
+        t.interfaces = t.interfaces.saturating_add(1);
+    }
+    Ok(t)
+}
+
 // ---------------------------------------------------------------- /proc/<pid>/net/tcp{,6}
 
 /// cAdvisor's `tcp_state` label values, index = state − 1 (0x01..=0x0B).

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Short fuzz run over every parser target: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
+#
+# Installs cargo-fuzz when missing, seeds fuzz/corpus/<t> from fuzz/seeds/<t>,
+# builds all targets once (nightly, sanitizer=address), then runs each for N
+# seconds (default 20). Exits non-zero when any target crashes, leaks, times
+# out or fails to build; crash inputs are left in fuzz/artifacts/<t>/.
+set -euo pipefail
+
+SECONDS_PER_TARGET=${1:-20}
+shift || true
+case $SECONDS_PER_TARGET in
+    '' | *[!0-9]*) echo "usage: $0 [SECONDS_PER_TARGET] [TARGET...]" >&2; exit 2 ;;
+esac
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT/fuzz"
+
+TOOLCHAIN=${FUZZ_TOOLCHAIN:-nightly}
+if ! cargo "+$TOOLCHAIN" --version >/dev/null 2>&1; then
+    echo "fuzz: the $TOOLCHAIN toolchain is required (rustup toolchain install $TOOLCHAIN)" >&2
+    exit 1
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "fuzz: installing cargo-fuzz" >&2
+    cargo install cargo-fuzz --locked
+fi
+
+if [ $# -gt 0 ]; then
+    TARGETS=("$@")
+else
+    mapfile -t TARGETS < <(cargo "+$TOOLCHAIN" fuzz list)
+fi
+[ ${#TARGETS[@]} -gt 0 ] || { echo "fuzz: no targets" >&2; exit 1; }
+
+for t in "${TARGETS[@]}"; do
+    mkdir -p "corpus/$t"
+    if [ -d "seeds/$t" ]; then
+        cp -n "seeds/$t"/* "corpus/$t"/ 2>/dev/null || true
+    fi
+done
+
+start=$(date +%s)
+echo "fuzz: building ${#TARGETS[@]} targets"
+cargo "+$TOOLCHAIN" fuzz build
+built=$(date +%s)
+echo "fuzz: build took $((built - start)) s"
+
+failed=()
+for t in "${TARGETS[@]}"; do
+    echo "fuzz: $t for ${SECONDS_PER_TARGET}s"
+    log="artifacts/$t.log"
+    mkdir -p artifacts
+    # -timeout: a single input taking over 10 s is a hang; rss limit keeps
+    # a runaway target from starving the machine.
+    if cargo "+$TOOLCHAIN" fuzz run "$t" "corpus/$t" -- \
+        -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 >"$log" 2>&1; then
+        grep -E '^stat::number_of_executed_units' "$log" | sed "s/^/fuzz: $t /" || true
+    else
+        echo "fuzz: $t FAILED (log: fuzz/$log)" >&2
+        tail -n 30 "$log" >&2
+        failed+=("$t")
+    fi
+done
+end=$(date +%s)
+echo "fuzz: ${#TARGETS[@]} targets, build $((built - start)) s, total $((end - start)) s"
+
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "fuzz: crashes in: ${failed[*]}" >&2
+    exit 1
+fi
+echo "fuzz: no crashes"
