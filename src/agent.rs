@@ -62,7 +62,7 @@ fn run(cfg: Config) -> i32 {
     let mut agent = match Agent::new(cfg) {
         Ok(a) => a,
         Err(StartError::Setting(setting, e)) => {
-            eprintln!("outlyer-agent: invalid {setting}: {e}");
+            eprintln!("outlyer-agent: cannot use {setting}: {e}");
             return 2;
         }
         Err(StartError::Io(e)) => {
@@ -672,76 +672,94 @@ impl Agent {
     // ---- HTTP ---------------------------------------------------------
 
     fn serve(&mut self, token: Token, now: Instant) {
-        let Some(mut server) = self.server.take() else {
+        let Some(server) = self.server.as_mut() else {
             return;
         };
-        if server.owns(token) {
-            let registry = self.poll.registry().try_clone();
-            match registry {
-                Ok(registry) => server.ready(&registry, token, now, &mut |req| {
-                    self.route(req.method, req.path)
-                }),
-                Err(e) => warn!("http: {e}"),
-            }
+        if !server.owns(token) {
+            return;
         }
-        self.server = Some(server);
-    }
-
-    fn route(&mut self, method: &str, path: &str) -> Response {
-        let path = path.split('?').next().unwrap_or(path);
-        let known = matches!(path, "/" | "/metrics" | "/healthz");
-        if !known {
-            return Response::text(404, "not found\n");
-        }
-        if method != "GET" && method != "HEAD" {
-            return Response {
-                status: 405,
-                content_type: Some("text/plain; charset=utf-8"),
-                body: Body::Static(b"method not allowed\n"),
-                headers: &[("Allow", "GET, HEAD")],
-            };
-        }
-        match path {
-            "/" => match &self.fingerprint {
-                Some(f) => Response::text(200, format!("{f}\n")),
-                None => Response::text(
-                    503,
-                    "fingerprint not known yet: waiting for the Docker daemon id\n",
-                ),
-            },
-            "/healthz" => Response::text(200, "ok\n"),
-            _ => {
-                self.render_metrics();
-                Response {
-                    status: 200,
-                    content_type: Some("text/plain; version=0.0.4; charset=utf-8"),
-                    body: Body::Shared(Rc::clone(&self.metrics)),
-                    headers: &[],
-                }
-            }
-        }
+        // Disjoint borrows: the server drives the socket, the closure reads
+        // the agent's state.
+        let fingerprint = self.fingerprint.as_deref();
+        let cache = &mut self.metrics;
+        let dirty = &mut self.metrics_dirty;
+        let (collector, containers, up) = (&self.collector, self.registry.len(), self.docker_up);
+        server.ready(self.poll.registry(), token, now, &mut |req| {
+            route(req.method, req.path, fingerprint, &mut || {
+                render_metrics(cache, dirty, collector, containers, up)
+            })
+        });
     }
 
     /// Re-renders the cached /metrics text when something changed.
     fn render_metrics(&mut self) {
-        if !self.metrics_dirty {
-            return;
-        }
-        self.metrics_dirty = false;
-        let cap = self.metrics.len() + 1024;
-        let buf = match Rc::get_mut(&mut self.metrics) {
-            Some(b) => {
-                b.clear();
-                b
-            }
-            None => {
-                self.metrics = Rc::new(Vec::with_capacity(cap));
-                Rc::get_mut(&mut self.metrics).expect("fresh Rc")
-            }
-        };
-        self.collector.write_prometheus(buf);
-        write_agent_families(buf, self.registry.len(), self.docker_up);
+        render_metrics(
+            &mut self.metrics,
+            &mut self.metrics_dirty,
+            &self.collector,
+            self.registry.len(),
+            self.docker_up,
+        );
     }
+}
+
+/// Answers one request of the :8000 server.
+fn route(
+    method: &str,
+    path: &str,
+    fingerprint: Option<&str>,
+    metrics: &mut dyn FnMut() -> Rc<Vec<u8>>,
+) -> Response {
+    let path = path.split('?').next().unwrap_or(path);
+    if !matches!(path, "/" | "/metrics" | "/healthz") {
+        return Response::text(404, "not found\n");
+    }
+    if method != "GET" && method != "HEAD" {
+        return Response {
+            status: 405,
+            content_type: Some("text/plain; charset=utf-8"),
+            body: Body::Static(b"method not allowed\n"),
+            headers: &[("Allow", "GET, HEAD")],
+        };
+    }
+    match path {
+        "/" => match fingerprint {
+            Some(f) => Response::text(200, format!("{f}\n")),
+            None => Response::text(
+                503,
+                "fingerprint not known yet: waiting for the Docker daemon id\n",
+            ),
+        },
+        "/healthz" => Response::text(200, "ok\n"),
+        _ => Response {
+            status: 200,
+            content_type: Some("text/plain; version=0.0.4; charset=utf-8"),
+            body: Body::Shared(metrics()),
+            headers: &[],
+        },
+    }
+}
+
+/// The cached /metrics text, re-rendered only when something changed. The
+/// buffer is reused unless a slow client still holds the previous one.
+fn render_metrics(
+    cache: &mut Rc<Vec<u8>>,
+    dirty: &mut bool,
+    collector: &Collector,
+    containers: usize,
+    docker_up: bool,
+) -> Rc<Vec<u8>> {
+    if *dirty {
+        *dirty = false;
+        if Rc::get_mut(cache).is_none() {
+            *cache = Rc::new(Vec::with_capacity(cache.len() + 1024));
+        }
+        let buf = Rc::get_mut(cache).expect("unique after the check above");
+        buf.clear();
+        collector.write_prometheus(buf);
+        write_agent_families(buf, containers, docker_up);
+    }
+    Rc::clone(cache)
 }
 
 /// The agent's own health families.
