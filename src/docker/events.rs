@@ -8,14 +8,12 @@
 //! [`parse_event_line`]. Lines are slices of the splitter's buffer: the body
 //! bytes are copied once, from the socket buffer into the splitter.
 
-use crate::docker::api::{parse_json, ApiError};
+use crate::docker::api::{is_valid_id, parse_json, ApiError};
 use crate::docker::version::ApiVersion;
 use crate::http::request::percent_encode;
 
 /// Longest event line kept; longer ones are reported once and skipped.
 pub const MAX_EVENT_LINE: usize = 1 << 20;
-/// Longest container id accepted from an event (Docker's are 64).
-const MAX_ID_LEN: usize = 128;
 
 /// What happened to a container. `Other` carries the action word without
 /// any `: detail` suffix (`exec_start`, `health_status`, `attach`, …).
@@ -131,7 +129,7 @@ pub fn parse_event_line(line: &[u8]) -> Result<Option<ContainerEvent>, ApiError>
         .filter(|id| !id.is_empty())
         .or(raw.id)
         .ok_or_else(|| ApiError::field("/events", "id", line))?;
-    if id.is_empty() || id.len() > MAX_ID_LEN || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !is_valid_id(&id) {
         return Err(ApiError::field("/events", "id", id.as_bytes()));
     }
     let action = raw
