@@ -1,0 +1,648 @@
+//! The agent end to end against the machine's real Docker daemon (shared
+//! with other test runs: only our own `oe2e-*` containers are asserted on),
+//! and its HTTP surface, signals, secrets and configuration errors.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SECOND: Duration = Duration::from_secs(1);
+const FAST_POLL: Duration = Duration::from_millis(5);
+
+fn is_uuid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+        && parts
+            .iter()
+            .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The agent against the shared daemon, with Docker already answering.
+fn agent_on_shared_daemon(extra_args: &[&str], env: &[(&str, &str)]) -> Agent {
+    let agent = Agent::serve(SHARED_SOCKET, extra_args, env);
+    let up = agent.wait_metrics(Duration::from_secs(10), Duration::from_millis(20), |b| {
+        gauge(b, "outlyer_agent_docker_up") == Some(1.0)
+    });
+    assert!(
+        up.is_some(),
+        "outlyer_agent_docker_up never became 1 with the shared daemon\n/metrics:\n{}\nstderr:\n{}",
+        agent.try_metrics().unwrap_or_default(),
+        agent.stderr()
+    );
+    // Give the events subscription a moment after the first successful list.
+    std::thread::sleep(Duration::from_millis(300));
+    agent
+}
+
+/// A socket path where no daemon will ever answer.
+fn nowhere_socket() -> String {
+    format!("/tmp/{}-absent.sock", unique_name("nodaemon"))
+}
+
+fn promtool_check(text: &str) {
+    if !Path::new("/usr/bin/promtool").exists() {
+        eprintln!("promtool not installed; exposition format not checked");
+        return;
+    }
+    let mut child = Command::new("/usr/bin/promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn promtool");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // promtool exits 1 for lint findings (e.g. missing HELP) as well as for
+    // parse errors; only the latter make the text unusable for Prometheus.
+    let parse_error = report
+        .lines()
+        .any(|l| l.contains("error while linting") || l.contains("text format parsing error"));
+    assert!(
+        !parse_error,
+        "promtool cannot parse /metrics: {report}\n---\n{text}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Discovery
+
+#[test]
+fn containers_appear_and_disappear_within_one_second() {
+    if !require_docker() {
+        return;
+    }
+    let cli = DockerCli::shared();
+    let agent = agent_on_shared_daemon(&[], &[]);
+    let mut containers = Vec::new();
+    let mut times = Vec::new();
+    for i in 0..5 {
+        let name = unique_name(&format!("disc{i}"));
+        let before = unix_now();
+        // Two on the default bridge network, the rest without networking.
+        let extra: &[&str] = if i < 2 { &[] } else { &["--network", "none"] };
+        let c = cli.run_sleeper(&name, extra);
+        let after = unix_now();
+        let seen = agent.wait_metrics(Duration::from_secs(5), FAST_POLL, |b| {
+            has_container(b, &name)
+        });
+        let Some((t, body)) = seen else {
+            panic!(
+                "container {name} not in /metrics 5 s after `docker run` returned\nstderr:\n{}",
+                agent.stderr()
+            );
+        };
+        times.push(t);
+        assert!(
+            t <= SECOND,
+            "container {name} appeared {t:?} after `docker run` returned (limit 1 s)"
+        );
+
+        let line = container_line(&body, "container_last_seen", &name).unwrap();
+        let id = label(line, "id").unwrap_or_default();
+        assert!(
+            id.contains(&c.id),
+            "id label {id:?} is not the cgroup path of {}: {line}",
+            c.id
+        );
+        assert!(
+            id.starts_with('/'),
+            "id label {id:?} should be a cgroup path"
+        );
+        assert_eq!(
+            label(line, "image").as_deref(),
+            Some(IMAGE),
+            "image label: {line}"
+        );
+        let seen_at = sample_value(line).unwrap();
+        assert!(
+            (seen_at - unix_now()).abs() < 40.0,
+            "container_last_seen {seen_at} is not a recent unix time: {line}"
+        );
+        let start = container_line(&body, "container_start_time_seconds", &name)
+            .unwrap_or_else(|| panic!("no container_start_time_seconds for {name}:\n{body}"));
+        let started = sample_value(start).unwrap();
+        assert!(
+            started >= before - 2.0 && started <= after + 2.0,
+            "container_start_time_seconds {started} outside [{before}, {after}] ±2 s: {start}"
+        );
+        containers.push(c);
+    }
+    eprintln!("discovery times after `docker run`: {times:?}");
+    let body = agent.metrics();
+    let n = gauge(&body, "outlyer_agent_containers").expect("outlyer_agent_containers");
+    assert!(
+        n >= 5.0,
+        "outlyer_agent_containers = {n} with our 5 containers running"
+    );
+    promtool_check(&body);
+
+    // Three ways to end a container; each must be gone within 1 s.
+    let ends: [(&str, &[&str]); 3] = [
+        ("rm -f", &["rm", "-f"]),
+        ("stop", &["stop", "-t", "1"]),
+        ("kill", &["kill"]),
+    ];
+    for (c, (what, args)) in containers.iter().zip(ends) {
+        let mut full = args.to_vec();
+        full.push(&c.name);
+        cli.ok(&full);
+        let gone = agent.wait_metrics(Duration::from_secs(5), FAST_POLL, |b| {
+            !has_container(b, &c.name)
+        });
+        let Some((t, _)) = gone else {
+            panic!(
+                "container {} still in /metrics 5 s after `docker {what}`\nstderr:\n{}",
+                c.name,
+                agent.stderr()
+            );
+        };
+        assert!(
+            t <= SECOND,
+            "container {} gone only {t:?} after `docker {what}` (limit 1 s)",
+            c.name
+        );
+    }
+    let body = agent.metrics();
+    for c in &containers[3..] {
+        assert!(
+            has_container(&body, &c.name),
+            "untouched container {} disappeared",
+            c.name
+        );
+    }
+}
+
+#[test]
+fn docker_host_variable_selects_the_socket() {
+    if !require_docker() {
+        return;
+    }
+    let cli = DockerCli::shared();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut agent = Agent::spawn(
+        &["--listen", &addr],
+        &[("DOCKER_HOST", &format!("unix://{SHARED_SOCKET}"))],
+    );
+    agent.wait_healthy(Duration::from_secs(10));
+    let name = unique_name("dockerhost");
+    let _c = cli.run_sleeper(&name, &["--network", "none"]);
+    let seen = agent.wait_metrics(Duration::from_secs(5), Duration::from_millis(20), |b| {
+        has_container(b, &name)
+    });
+    assert!(
+        seen.is_some(),
+        "DOCKER_HOST=unix://{SHARED_SOCKET}: container never listed\nstderr:\n{}",
+        agent.stderr()
+    );
+}
+
+#[test]
+fn once_prints_metrics_and_exits_zero() {
+    if !require_docker() {
+        return;
+    }
+    let cli = DockerCli::shared();
+    let name = unique_name("once");
+    let _c = cli.run_sleeper(&name, &["--network", "none"]);
+    let done = run_agent(
+        &["--once", "--docker-socket", SHARED_SOCKET],
+        &[],
+        Duration::from_secs(15),
+    );
+    assert_eq!(
+        done.code,
+        Some(0),
+        "--once exit code; stderr:\n{}",
+        done.stderr
+    );
+    assert!(
+        done.elapsed >= Duration::from_millis(900),
+        "--once took {:?}, expected two readings 1 s apart",
+        done.elapsed
+    );
+    assert!(
+        done.elapsed <= Duration::from_secs(10),
+        "--once took {:?}",
+        done.elapsed
+    );
+    assert!(
+        has_container(&done.stdout, &name),
+        "--once output lacks {name}:\n{}",
+        done.stdout
+    );
+    assert_eq!(gauge(&done.stdout, "outlyer_agent_docker_up"), Some(1.0));
+    promtool_check(&done.stdout);
+}
+
+// ---------------------------------------------------------------------------
+// HTTP surface
+
+#[test]
+fn fingerprint_is_a_uuid_stable_across_runs() {
+    let socket = nowhere_socket();
+    let read = || {
+        let agent = Agent::serve(&socket, &[], &[]);
+        let (status, body) = http_get(&agent.addr, "/");
+        assert_eq!(status, 200, "GET / status");
+        body
+    };
+    let first = read();
+    let fp = first
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("GET / body {first:?} does not end in a newline"));
+    assert!(is_uuid(fp), "GET / body {first:?} is not a UUID");
+    let second = read();
+    assert_eq!(first, second, "fingerprint changed between two agent runs");
+
+    let chosen = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    let agent = Agent::serve(&socket, &[], &[("DATALOOP_FINGERPRINT", chosen)]);
+    let (_, body) = http_get(&agent.addr, "/");
+    assert_eq!(
+        body.trim().to_ascii_lowercase(),
+        chosen,
+        "DATALOOP_FINGERPRINT not served on GET /"
+    );
+}
+
+#[test]
+fn http_status_codes() {
+    let agent = Agent::serve(&nowhere_socket(), &[], &[]);
+    let addr = agent.addr.as_str();
+    let send = |raw: &str| {
+        http_exchange(addr, raw.as_bytes(), Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{raw:?}: {e}\nstderr:\n{}", agent.stderr()))
+    };
+    assert_eq!(http_get(addr, "/healthz").0, 200, "/healthz");
+
+    let get = send("GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(get.status, 200);
+    let ctype = get.header("content-type").unwrap_or_default().to_string();
+    assert!(
+        ctype.starts_with("text/plain"),
+        "/metrics Content-Type {ctype:?}"
+    );
+    assert_eq!(
+        gauge(&get.body_text(), "outlyer_agent_docker_up"),
+        Some(0.0),
+        "docker_up without a daemon"
+    );
+    assert_eq!(
+        gauge(&get.body_text(), "outlyer_agent_containers"),
+        Some(0.0)
+    );
+    promtool_check(&get.body_text());
+
+    for path in ["/", "/metrics", "/healthz"] {
+        let head = send(&format!(
+            "HEAD {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        ));
+        assert_eq!(head.status, 200, "HEAD {path}");
+        // The reader stops at the head; the agent must not send a body.
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(
+            format!("HEAD {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all);
+        let text = String::from_utf8_lossy(&all);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        assert!(body.is_empty(), "HEAD {path} sent a body: {body:?}");
+    }
+
+    for path in ["/nope", "/metrics/x", "/favicon.ico"] {
+        assert_eq!(http_get(addr, path).0, 404, "GET {path}");
+    }
+    for method in ["POST", "PUT", "DELETE"] {
+        let r = send(&format!("{method} /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+        assert_eq!(r.status, 405, "{method} /metrics");
+    }
+
+    // Keep-alive: two requests on one connection.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    for _ in 0..2 {
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let r = read_response(&mut s, false).expect("keep-alive response");
+        assert_eq!(r.status, 200);
+    }
+    assert!(agent.stderr().len() < 1_000_000);
+}
+
+#[test]
+fn request_head_over_8_kib_gets_431() {
+    let agent = Agent::serve(&nowhere_socket(), &[], &[]);
+    let mut request = String::from("GET /metrics HTTP/1.1\r\nHost: t\r\n");
+    request.push_str(&format!("X-Filler: {}\r\n", "a".repeat(9000)));
+    request.push_str("\r\n");
+    let mut s = TcpStream::connect(&agent.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(request.as_bytes());
+    match read_response(&mut s, false) {
+        Ok(r) => assert_eq!(r.status, 431, "oversized head answered {}", r.head),
+        Err(e) => panic!(
+            "no response to a 9 KiB request head ({e}); expected 431\nstderr:\n{}",
+            agent.stderr()
+        ),
+    }
+    // The agent is still fine.
+    assert_eq!(http_get(&agent.addr, "/healthz").0, 200);
+}
+
+#[test]
+fn idle_connections_do_not_block_new_clients() {
+    let agent = Agent::serve(&nowhere_socket(), &[], &[]);
+    let idle: Vec<TcpStream> = (0..70)
+        .map(|i| {
+            TcpStream::connect(&agent.addr).unwrap_or_else(|e| panic!("idle connection {i}: {e}"))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..3 {
+        let start = Instant::now();
+        let r = try_http_get(&agent.addr, "/metrics");
+        let t = start.elapsed();
+        match r {
+            Ok(r) => assert_eq!(r.status, 200),
+            Err(e) => panic!(
+                "with 70 idle connections open a new client failed: {e}\nstderr:\n{}",
+                agent.stderr()
+            ),
+        }
+        assert!(
+            t < SECOND,
+            "with 70 idle connections open a new client waited {t:?}"
+        );
+    }
+    drop(idle);
+}
+
+#[test]
+fn stalled_half_head_neither_delays_others_nor_lives_forever() {
+    let agent = Agent::serve(&nowhere_socket(), &[], &[]);
+    let mut stalled = TcpStream::connect(&agent.addr).unwrap();
+    stalled
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nX-Half")
+        .unwrap();
+    let stalled_at = Instant::now();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let (status, _) = http_get(&agent.addr, "/healthz");
+        assert_eq!(status, 200);
+        let t = start.elapsed();
+        assert!(
+            t < Duration::from_millis(500),
+            "a stalled client delayed another by {t:?}"
+        );
+    }
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let closed = loop {
+        match stalled.read(&mut buf) {
+            Ok(0) => break Ok(stalled_at.elapsed()),
+            Ok(_) => continue, // e.g. a 408 before closing
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                break Ok(stalled_at.elapsed())
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    let t = closed.unwrap_or_else(|e| panic!("stalled connection not closed within 15 s ({e})"));
+    assert!(
+        t >= Duration::from_secs(2) && t <= Duration::from_secs(9),
+        "stalled connection closed after {t:?}, expected about 5 s"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Process behaviour
+
+#[test]
+fn sigterm_and_sigint_exit_zero_within_one_second() {
+    // Against the shared daemon when there is one (an open events stream),
+    // else against nothing.
+    let socket = if docker_answers(Path::new(SHARED_SOCKET)) {
+        SHARED_SOCKET.to_string()
+    } else {
+        nowhere_socket()
+    };
+    for signal in ["TERM", "INT"] {
+        let mut agent = Agent::serve(&socket, &[], &[]);
+        std::thread::sleep(Duration::from_millis(500));
+        let start = Instant::now();
+        agent.signal(signal);
+        let status = agent.wait_exit(Duration::from_secs(5));
+        let t = start.elapsed();
+        let status = status.unwrap_or_else(|| {
+            panic!(
+                "SIG{signal}: agent still running after 5 s\nstderr:\n{}",
+                agent.stderr()
+            )
+        });
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "SIG{signal}: exit status {status:?}\nstderr:\n{}",
+            agent.stderr()
+        );
+        assert!(t <= SECOND, "SIG{signal}: exit took {t:?}");
+    }
+}
+
+#[test]
+fn agent_key_never_appears_in_logs_or_answers() {
+    let key = format!(
+        "oe2eKEY{:x}{}",
+        std::process::id(),
+        unique_name("k").replace('-', "")
+    );
+    let tail = &key[key.len() - 12..];
+    let socket = if docker_answers(Path::new(SHARED_SOCKET)) {
+        SHARED_SOCKET.to_string()
+    } else {
+        nowhere_socket()
+    };
+    let _c = if socket == SHARED_SOCKET {
+        let cli = DockerCli::shared();
+        Some(cli.run_sleeper(&unique_name("keyed"), &["--network", "none"]))
+    } else {
+        None
+    };
+    let mut agent = Agent::serve(
+        &socket,
+        &["--interval", "1"],
+        &[
+            ("DATALOOP_AGENT_KEY", &key),
+            ("DATALOOP_DEBUG", "yes"),
+            ("DATALOOP_NAME", "oe2e-keyed-host"),
+            ("DATALOOP_TAGS", "env:test,role:e2e"),
+        ],
+    );
+    // Let it tick and try to upload a few times.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut answers = String::new();
+    for path in ["/", "/metrics", "/healthz", "/nope", "/?key=1"] {
+        if let Ok(r) = try_http_get(&agent.addr, path) {
+            answers.push_str(&r.head);
+            answers.push_str(&r.body_text());
+        }
+    }
+    agent.signal("TERM");
+    agent.wait_exit(Duration::from_secs(5));
+    for (what, text) in [
+        ("stderr", agent.stderr()),
+        ("stdout", agent.stdout()),
+        ("HTTP answers", answers),
+    ] {
+        assert!(!text.contains(&key), "DATALOOP_AGENT_KEY appears in {what}");
+        assert!(
+            !text.contains(tail),
+            "the end of DATALOOP_AGENT_KEY appears in {what}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Configuration
+
+fn expect_config_error(args: &[&str], env: &[(&str, &str)], names: &str) {
+    let done = run_agent(args, env, Duration::from_secs(5));
+    let case = format!("args {args:?} env {env:?}");
+    assert_eq!(
+        done.code,
+        Some(2),
+        "{case}: exit code (stderr: {:?})",
+        done.stderr
+    );
+    let lines: Vec<&str> = done
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{case}: expected one line on stderr, got {:?}",
+        done.stderr
+    );
+    assert!(
+        lines[0].contains(names),
+        "{case}: stderr {:?} does not name {names}",
+        lines[0]
+    );
+}
+
+#[test]
+fn configuration_errors_exit_2_naming_the_setting() {
+    expect_config_error(&["--interval", "0"], &[], "--interval");
+    expect_config_error(&["--interval", "4000"], &[], "--interval");
+    expect_config_error(&["--interval", "3601"], &[], "--interval");
+    expect_config_error(&["--interval", "abc"], &[], "--interval");
+    expect_config_error(&["--interval", "-5"], &[], "--interval");
+    expect_config_error(&["--interval"], &[], "--interval");
+    expect_config_error(&[], &[("DATALOOP_INTERVAL", "0")], "DATALOOP_INTERVAL");
+    expect_config_error(&[], &[("DATALOOP_INTERVAL", "abc")], "DATALOOP_INTERVAL");
+    expect_config_error(
+        &[],
+        &[("DATALOOP_FINGERPRINT", "not-a-uuid")],
+        "DATALOOP_FINGERPRINT",
+    );
+    expect_config_error(
+        &[],
+        &[(
+            "DATALOOP_FINGERPRINT",
+            "0f8fad5b-d9cb-469f-a165-70867728950",
+        )],
+        "DATALOOP_FINGERPRINT",
+    );
+    expect_config_error(&[], &[("DATALOOP_DEBUG", "maybe")], "DATALOOP_DEBUG");
+    expect_config_error(&["--listen", "nonsense"], &[], "--listen");
+    expect_config_error(&["--listen", "127.0.0.1:99999"], &[], "--listen");
+    expect_config_error(
+        &[],
+        &[("DATALOOP_LISTEN", "not an address")],
+        "DATALOOP_LISTEN",
+    );
+    expect_config_error(&["--no-such-flag"], &[], "--no-such-flag");
+}
+
+#[test]
+fn valid_boundaries_are_accepted() {
+    let socket = nowhere_socket();
+    for (args, env) in [
+        (vec!["--interval", "1"], vec![]),
+        (vec!["--interval", "3600"], vec![]),
+        (
+            vec![],
+            vec![("DATALOOP_DEBUG", "no"), ("DATALOOP_INTERVAL", "60")],
+        ),
+        (vec![], vec![("DATALOOP_DEBUG", "true")]),
+        (vec![], vec![("DATALOOP_DEBUG", "false")]),
+        (
+            vec![],
+            vec![(
+                "DATALOOP_FINGERPRINT",
+                "0F8FAD5B-D9CB-469F-A165-70867728950E",
+            )],
+        ),
+    ] {
+        let mut agent = Agent::serve(&socket, &args, &env);
+        assert!(
+            agent.is_running(),
+            "args {args:?} env {env:?} rejected:\n{}",
+            agent.stderr()
+        );
+    }
+}
+
+#[test]
+fn help_and_version() {
+    let help = run_agent(&["--help"], &[], Duration::from_secs(5));
+    assert_eq!(
+        help.code,
+        Some(0),
+        "--help exit code; stderr {:?}",
+        help.stderr
+    );
+    for flag in [
+        "--docker-socket",
+        "--listen",
+        "--rootfs",
+        "--interval",
+        "--once",
+    ] {
+        assert!(
+            help.stdout.contains(flag),
+            "--help does not mention {flag}:\n{}",
+            help.stdout
+        );
+    }
+    let version = run_agent(&["--version"], &[], Duration::from_secs(5));
+    assert_eq!(version.code, Some(0));
+    assert!(
+        version.stdout.contains(env!("CARGO_PKG_VERSION")),
+        "--version printed {:?}",
+        version.stdout
+    );
+}
