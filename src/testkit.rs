@@ -110,6 +110,23 @@ pub struct SyntheticHost {
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
+/// Where trees go: `OUTLYER_TESTKIT_DIR`, else `/dev/shm` (thousands of
+/// small files are written per step), else the temp dir.
+fn base_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("OUTLYER_TESTKIT_DIR") {
+        return PathBuf::from(d);
+    }
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        let probe = shm.join(format!("outlyer-probe-{}", std::process::id()));
+        if std::fs::write(&probe, b"").is_ok() {
+            let _ = std::fs::remove_file(probe);
+            return shm.to_path_buf();
+        }
+    }
+    std::env::temp_dir()
+}
+
 fn write(path: &Path, body: &str) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -125,7 +142,7 @@ impl SyntheticHost {
     /// Writes a fresh tree under the system temp dir.
     pub fn create(opts: TreeOptions) -> io::Result<SyntheticHost> {
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let root = std::env::temp_dir().join(format!(
+        let root = base_dir().join(format!(
             "outlyer-tree-{}-{}-{n}",
             std::process::id(),
             std::time::SystemTime::now()
