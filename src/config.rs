@@ -66,7 +66,10 @@ impl fmt::Display for ConfigError {
 }
 
 fn err(setting: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError { setting: setting.to_owned(), message: message.into() }
+    ConfigError {
+        setting: setting.to_owned(),
+        message: message.into(),
+    }
 }
 
 pub fn help_text() -> String {
@@ -146,17 +149,18 @@ where
 
     let nonempty = |name: &str| env(name).filter(|v| !v.is_empty());
 
-    let rootfs = match rootfs.or_else(|| nonempty("DATALOOP_ROOTFS").map(|v| ("DATALOOP_ROOTFS", v))) {
-        Some((setting, v)) => {
-            let p = PathBuf::from(&v);
-            if !path_exists(&p.join("proc")) {
-                return Err(err(setting, format!("{v:?} has no proc directory")));
+    let rootfs =
+        match rootfs.or_else(|| nonempty("DATALOOP_ROOTFS").map(|v| ("DATALOOP_ROOTFS", v))) {
+            Some((setting, v)) => {
+                let p = PathBuf::from(&v);
+                if !path_exists(&p.join("proc")) {
+                    return Err(err(setting, format!("{v:?} has no proc directory")));
+                }
+                p
             }
-            p
-        }
-        None if path_exists(Path::new("/rootfs/proc")) => PathBuf::from("/rootfs"),
-        None => PathBuf::from("/"),
-    };
+            None if path_exists(Path::new("/rootfs/proc")) => PathBuf::from("/rootfs"),
+            None => PathBuf::from("/"),
+        };
 
     let docker_socket = match socket {
         Some(v) if v.is_empty() => return Err(err("--docker-socket", "must not be empty")),
@@ -164,7 +168,12 @@ where
         None => match nonempty("DOCKER_HOST") {
             Some(v) => match v.strip_prefix("unix://") {
                 Some(p) if !p.is_empty() => PathBuf::from(p),
-                _ => return Err(err("DOCKER_HOST", format!("{v:?}: only unix:///path sockets are supported"))),
+                _ => {
+                    return Err(err(
+                        "DOCKER_HOST",
+                        format!("{v:?}: only unix:///path sockets are supported"),
+                    ))
+                }
             },
             None => PathBuf::from(DEFAULT_SOCKET),
         },
@@ -173,14 +182,24 @@ where
     let (setting, listen_text) = listen
         .or_else(|| nonempty("DATALOOP_LISTEN").map(|v| ("DATALOOP_LISTEN", v)))
         .unwrap_or(("--listen", DEFAULT_LISTEN.to_owned()));
-    let listen: SocketAddr = listen_text
-        .parse()
-        .map_err(|_| err(setting, format!("{listen_text:?} is not an address like 0.0.0.0:8000")))?;
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        err(
+            setting,
+            format!("{listen_text:?} is not an address like 0.0.0.0:8000"),
+        )
+    })?;
 
-    let interval = match interval.or_else(|| nonempty("DATALOOP_INTERVAL").map(|v| ("DATALOOP_INTERVAL", v))) {
+    let interval = match interval
+        .or_else(|| nonempty("DATALOOP_INTERVAL").map(|v| ("DATALOOP_INTERVAL", v)))
+    {
         Some((setting, v)) => match v.trim().parse::<u64>() {
             Ok(n) if (1..=3600).contains(&n) => n,
-            _ => return Err(err(setting, format!("{v:?} is not a whole number of seconds from 1 to 3600"))),
+            _ => {
+                return Err(err(
+                    setting,
+                    format!("{v:?} is not a whole number of seconds from 1 to 3600"),
+                ))
+            }
         },
         None => DEFAULT_INTERVAL,
     };
@@ -191,7 +210,10 @@ where
         Some(k) => {
             if k.bytes().any(|b| b.is_ascii_control() || b == b' ') {
                 // The value is never echoed: it is the secret.
-                return Err(err("DATALOOP_AGENT_KEY", "contains spaces or control characters"));
+                return Err(err(
+                    "DATALOOP_AGENT_KEY",
+                    "contains spaces or control characters",
+                ));
             }
             Some(Secret(k))
         }
@@ -210,7 +232,11 @@ where
         return Err(err("DATALOOP_TAGS", "contains control characters"));
     }
     let mut tags: Vec<String> = Vec::new();
-    for t in tags_text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+    for t in tags_text
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
         if !tags.iter().any(|x| x == t) {
             tags.push(t.to_owned());
         }
@@ -229,7 +255,12 @@ where
         Some(v) => match v.trim().to_ascii_lowercase().as_str() {
             "yes" | "true" => true,
             "no" | "false" | "" => false,
-            _ => return Err(err("DATALOOP_DEBUG", format!("{v:?}: use yes, no, true or false"))),
+            _ => {
+                return Err(err(
+                    "DATALOOP_DEBUG",
+                    format!("{v:?}: use yes, no, true or false"),
+                ))
+            }
         },
     } || debug_flag;
 
@@ -253,9 +284,16 @@ mod tests {
     use std::collections::HashMap;
 
     fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let exists = |p: &Path| p == Path::new("/rootfs/proc") || p == Path::new("/host/proc");
-        match parse(args.iter().map(|s| s.to_string()), |k| env.get(k).cloned(), exists)? {
+        match parse(
+            args.iter().map(|s| s.to_string()),
+            |k| env.get(k).cloned(),
+            exists,
+        )? {
             Command::Run(c) => Ok(*c),
             other => panic!("expected a config, got {other:?}"),
         }
@@ -289,8 +327,20 @@ mod tests {
     #[test]
     fn flags_win_over_env() {
         let c = run(
-            &["--interval", "5", "--listen=127.0.0.1:9000", "--docker-socket", "/tmp/d.sock", "--rootfs", "/host"],
-            &[("DATALOOP_INTERVAL", "7"), ("DATALOOP_LISTEN", "0.0.0.0:1"), ("DOCKER_HOST", "unix:///x.sock")],
+            &[
+                "--interval",
+                "5",
+                "--listen=127.0.0.1:9000",
+                "--docker-socket",
+                "/tmp/d.sock",
+                "--rootfs",
+                "/host",
+            ],
+            &[
+                ("DATALOOP_INTERVAL", "7"),
+                ("DATALOOP_LISTEN", "0.0.0.0:1"),
+                ("DOCKER_HOST", "unix:///x.sock"),
+            ],
         )
         .unwrap();
         assert_eq!(c.interval, Duration::from_secs(5));
@@ -308,7 +358,10 @@ mod tests {
                 ("DATALOOP_INTERVAL", "60"),
                 ("DATALOOP_NAME", " web-1 "),
                 ("DATALOOP_TAGS", "a, b,,a,c"),
-                ("DATALOOP_FINGERPRINT", "739D4A2E-D99E-5A2E-B29A-6B886D59DF5F"),
+                (
+                    "DATALOOP_FINGERPRINT",
+                    "739D4A2E-D99E-5A2E-B29A-6B886D59DF5F",
+                ),
                 ("DATALOOP_DEBUG", "Yes"),
                 ("DATALOOP_AGENT_KEY", "k3y"),
             ],
@@ -318,7 +371,10 @@ mod tests {
         assert_eq!(c.interval, Duration::from_secs(60));
         assert_eq!(c.name.as_deref(), Some("web-1"));
         assert_eq!(c.tags, vec!["a", "b", "c"]);
-        assert_eq!(c.fingerprint.as_deref(), Some("739d4a2e-d99e-5a2e-b29a-6b886d59df5f"));
+        assert_eq!(
+            c.fingerprint.as_deref(),
+            Some("739d4a2e-d99e-5a2e-b29a-6b886d59df5f")
+        );
         assert!(c.debug);
         assert_eq!(c.agent_key.as_ref().map(Secret::expose), Some("k3y"));
     }
@@ -328,16 +384,34 @@ mod tests {
         assert_eq!(setting_of(run(&["--interval", "0"], &[])), "--interval");
         assert_eq!(setting_of(run(&["--interval", "3601"], &[])), "--interval");
         assert_eq!(setting_of(run(&["--interval", "abc"], &[])), "--interval");
-        assert_eq!(setting_of(run(&[], &[("DATALOOP_INTERVAL", "-3")])), "DATALOOP_INTERVAL");
+        assert_eq!(
+            setting_of(run(&[], &[("DATALOOP_INTERVAL", "-3")])),
+            "DATALOOP_INTERVAL"
+        );
         assert_eq!(setting_of(run(&["--listen", "8000"], &[])), "--listen");
-        assert_eq!(setting_of(run(&[], &[("DATALOOP_LISTEN", "nope")])), "DATALOOP_LISTEN");
-        assert_eq!(setting_of(run(&[], &[("DATALOOP_FINGERPRINT", "abc")])), "DATALOOP_FINGERPRINT");
-        assert_eq!(setting_of(run(&[], &[("DATALOOP_DEBUG", "maybe")])), "DATALOOP_DEBUG");
-        assert_eq!(setting_of(run(&[], &[("DOCKER_HOST", "tcp://1.2.3.4:2375")])), "DOCKER_HOST");
+        assert_eq!(
+            setting_of(run(&[], &[("DATALOOP_LISTEN", "nope")])),
+            "DATALOOP_LISTEN"
+        );
+        assert_eq!(
+            setting_of(run(&[], &[("DATALOOP_FINGERPRINT", "abc")])),
+            "DATALOOP_FINGERPRINT"
+        );
+        assert_eq!(
+            setting_of(run(&[], &[("DATALOOP_DEBUG", "maybe")])),
+            "DATALOOP_DEBUG"
+        );
+        assert_eq!(
+            setting_of(run(&[], &[("DOCKER_HOST", "tcp://1.2.3.4:2375")])),
+            "DOCKER_HOST"
+        );
         assert_eq!(setting_of(run(&["--rootfs", "/nowhere"], &[])), "--rootfs");
         assert_eq!(setting_of(run(&["--interval"], &[])), "--interval");
         assert_eq!(setting_of(run(&["--bogus"], &[])), "--bogus");
-        assert_eq!(setting_of(run(&[], &[("DATALOOP_TAGS", "a\r\nb")])), "DATALOOP_TAGS");
+        assert_eq!(
+            setting_of(run(&[], &[("DATALOOP_TAGS", "a\r\nb")])),
+            "DATALOOP_TAGS"
+        );
     }
 
     #[test]

@@ -95,7 +95,10 @@ impl SelfIdentity {
                 }
             }
         }
-        SelfIdentity { hostname: crate::sys::hostname(), ids }
+        SelfIdentity {
+            hostname: crate::sys::hostname(),
+            ids,
+        }
     }
 
     pub fn is_self(&self, id: &str) -> bool {
@@ -129,7 +132,10 @@ const K8S_POD_UID: &str = "io.kubernetes.pod.uid";
 const K8S_DOCKER_TYPE: &str = "io.kubernetes.docker.type";
 
 fn label<'a>(info: &'a ContainerInfo, key: &str) -> Option<&'a str> {
-    info.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    info.labels
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// A pause image: the last path component of the reference (before any tag
@@ -154,7 +160,11 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(self_identity: SelfIdentity, kubernetes: bool) -> Registry {
-        Registry { self_identity, kubernetes, ..Registry::default() }
+        Registry {
+            self_identity,
+            kubernetes,
+            ..Registry::default()
+        }
     }
 
     /// Why `info` must not be tracked, if it must not. Seeing the agent's own
@@ -166,7 +176,11 @@ impl Registry {
             }
             return Some(Exclusion::SelfContainer);
         }
-        let k8s = self.kubernetes || info.labels.iter().any(|(k, _)| k.starts_with("io.kubernetes."));
+        let k8s = self.kubernetes
+            || info
+                .labels
+                .iter()
+                .any(|(k, _)| k.starts_with("io.kubernetes."));
         if !k8s {
             return None;
         }
@@ -272,7 +286,10 @@ pub fn derive_host_fingerprint(host_id: &str, name: Option<&str>) -> String {
         seed.push(':');
         seed.push_str(n);
     }
-    crate::uuid::format_uuid(&crate::uuid::uuid5(&crate::uuid::CONTAINER_NAMESPACE, seed.as_bytes()))
+    crate::uuid::format_uuid(&crate::uuid::uuid5(
+        &crate::uuid::CONTAINER_NAMESPACE,
+        seed.as_bytes(),
+    ))
 }
 
 #[cfg(test)]
@@ -285,7 +302,10 @@ mod tests {
         ContainerInfo {
             id: id.into(),
             image: image.into(),
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             ..ContainerInfo::default()
         }
     }
@@ -293,7 +313,10 @@ mod tests {
     #[test]
     fn finds_ids_in_cgroup_and_mountinfo_text() {
         let cgroup = format!("4:memory:/docker/{ID}\n0::/system.slice/docker-{ID}.scope\n");
-        assert_eq!(container_ids_in(cgroup.as_bytes()), vec![ID.to_string(), ID.to_string()]);
+        assert_eq!(
+            container_ids_in(cgroup.as_bytes()),
+            vec![ID.to_string(), ID.to_string()]
+        );
         let mi = format!("812 790 253:1 /var/lib/docker/containers/{ID}/hostname /etc/hostname rw - ext4 /dev/vda1 rw\n");
         assert_eq!(container_ids_in(mi.as_bytes()), vec![ID.to_string()]);
         // 65 hex digits is not an id, nor is 63.
@@ -304,26 +327,46 @@ mod tests {
 
     #[test]
     fn self_by_hostname_or_cgroup() {
-        let by_host = SelfIdentity { hostname: ID[..12].into(), ids: vec![] };
+        let by_host = SelfIdentity {
+            hostname: ID[..12].into(),
+            ids: vec![],
+        };
         assert!(by_host.is_self(ID));
-        let not_hex = SelfIdentity { hostname: "my-laptop-01".into(), ids: vec![] };
+        let not_hex = SelfIdentity {
+            hostname: "my-laptop-01".into(),
+            ids: vec![],
+        };
         assert!(!not_hex.is_self(ID));
-        let by_cgroup = SelfIdentity { hostname: "host-net".into(), ids: vec![ID.into()] };
+        let by_cgroup = SelfIdentity {
+            hostname: "host-net".into(),
+            ids: vec![ID.into()],
+        };
         assert!(by_cgroup.is_self(ID));
         assert!(!by_cgroup.is_self(&"0".repeat(64)));
     }
 
     #[test]
     fn kubernetes_exclusions() {
-        let me = SelfIdentity { hostname: "x".into(), ids: vec![ID.into()] };
+        let me = SelfIdentity {
+            hostname: "x".into(),
+            ids: vec![ID.into()],
+        };
         let mut reg = Registry::new(me, true);
         let ns = info(&"1".repeat(64), "nginx", &[(K8S_NAMESPACE, "kube-system")]);
         assert_eq!(reg.exclusion(&ns), Some(Exclusion::KubeSystem));
-        let pause = info(&"2".repeat(64), "registry.k8s.io/pause:3.9", &[(K8S_NAMESPACE, "default")]);
+        let pause = info(
+            &"2".repeat(64),
+            "registry.k8s.io/pause:3.9",
+            &[(K8S_NAMESPACE, "default")],
+        );
         assert_eq!(reg.exclusion(&pause), Some(Exclusion::PodSandbox));
         let sandbox = info(&"3".repeat(64), "x", &[(K8S_DOCKER_TYPE, "podsandbox")]);
         assert_eq!(reg.exclusion(&sandbox), Some(Exclusion::PodSandbox));
-        let app = info(&"4".repeat(64), "web:1", &[(K8S_NAMESPACE, "default"), (K8S_POD_UID, "pod-a")]);
+        let app = info(
+            &"4".repeat(64),
+            "web:1",
+            &[(K8S_NAMESPACE, "default"), (K8S_POD_UID, "pod-a")],
+        );
         assert_eq!(reg.exclusion(&app), None);
         reg.insert(app.clone());
         let own = info(ID, "outlyer/agent", &[(K8S_POD_UID, "pod-a")]);
@@ -351,8 +394,14 @@ mod tests {
     #[test]
     fn host_fingerprint_is_stable_and_name_scoped() {
         let a = derive_host_fingerprint("3d1219c7c4c5404aaa1f6d2a48adfda4", None);
-        assert_eq!(a, derive_host_fingerprint("3d1219c7c4c5404aaa1f6d2a48adfda4", None));
-        assert_ne!(a, derive_host_fingerprint("3d1219c7c4c5404aaa1f6d2a48adfda4", Some("web")));
+        assert_eq!(
+            a,
+            derive_host_fingerprint("3d1219c7c4c5404aaa1f6d2a48adfda4", None)
+        );
+        assert_ne!(
+            a,
+            derive_host_fingerprint("3d1219c7c4c5404aaa1f6d2a48adfda4", Some("web"))
+        );
         assert!(crate::uuid::parse_uuid(&a).is_some());
         assert_eq!(&a[14..15], "5", "a version-5 UUID");
     }
