@@ -1,0 +1,795 @@
+//! The sans-IO heart of the uploader: which request goes next on which
+//! endpoint, what a response means, when to retry, what is buffered.
+//! No sockets, no clock: `now` comes in, requests and deadlines go out.
+//!
+//! ```text
+//!  container_started ─▶ Ping+Tags (front of the API queue)
+//!  sync timer (10 s) ─▶ host Ping, Ping per container, Tags if changed, ListAgents
+//!  ListAgents answer ─▶ Deregister for every id that is no tracked finger
+//!  container_stopped ─▶ Deregister
+//!  push_samples      ─▶ per-sink bounded buffer ─▶ batches
+//!
+//!  poll_request(endpoint) ─▶ Request ──(shell: DNS, TCP, proxy, TLS)──▶ handle_outcome
+//!     2xx / Sent          → done, backoff reset
+//!     408, 429, 5xx, I/O  → back to the front, endpoint waits Retry-After or backoff
+//!     other 4xx           → dropped and counted (a batch's samples count as dropped)
+//! ```
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use super::buffer::{Counts, Names, Sample, SampleBuffer};
+use super::retry::{Backoff, Rng};
+use super::settings::{Target, UploadSettings};
+use super::wire::{self, HostIdentity};
+use crate::registry::ContainerInfo;
+
+/// Samples per series request (≈ 150 KB of JSON, far below the 10 MB cap).
+pub const SERIES_BATCH: usize = 1000;
+/// Lines per Graphite write.
+pub const GRAPHITE_BATCH: usize = 1000;
+/// Concurrent requests per endpoint (one per connection, no pipelining).
+pub const MAX_IN_FLIGHT: [usize; 3] = [2, 1, 1];
+/// Largest response body read from the backend.
+pub const MAX_RESPONSE_BODY: u64 = 1 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Api = 0,
+    Series = 1,
+    Graphite = 2,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 3] = [Endpoint::Api, Endpoint::Series, Endpoint::Graphite];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Api => "api",
+            Endpoint::Series => "series",
+            Endpoint::Graphite => "graphite",
+        }
+    }
+}
+
+/// One request for the shell to carry.
+#[derive(Debug)]
+pub struct Request {
+    pub id: u64,
+    pub endpoint: Endpoint,
+    pub bytes: Vec<u8>,
+    /// False for Graphite: done when every byte is written.
+    pub expects_response: bool,
+    /// A short description for logs (never the key).
+    pub what: String,
+}
+
+/// How a request ended, as the shell saw it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Response {
+        status: u16,
+        retry_after: Option<Duration>,
+        body: Vec<u8>,
+    },
+    /// Every byte written (Graphite).
+    Sent,
+    /// A kept-alive connection closed before any byte of the answer: send
+    /// again on a fresh connection, no backoff.
+    ClosedIdle,
+    /// Resolve, connect, proxy, TLS, timeout or framing failure.
+    Failed(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Job {
+    HostPing,
+    Ping(String),
+    Tags(String),
+    ListAgents,
+    Deregister(String),
+}
+
+#[derive(Debug)]
+enum InFlight {
+    Job(Job),
+    Batch(Vec<Sample>),
+}
+
+#[derive(Debug)]
+struct EndpointState {
+    target: Option<Target>,
+    backoff: Backoff,
+    not_before: Option<Instant>,
+    in_flight: usize,
+    requests: u64,
+    failures: u64,
+}
+
+#[derive(Debug)]
+struct Tracked {
+    info: ContainerInfo,
+    processes: Vec<String>,
+    tags: String,
+    tags_sent: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ApiCounts {
+    pub pings: u64,
+    pub tags: u64,
+    pub deregistered: u64,
+    /// API calls dropped after a 4xx.
+    pub rejected: u64,
+}
+
+pub struct Core {
+    host: HostIdentity,
+    auth: String,
+    /// `Some(proxy authorization)` per endpoint sent in absolute form
+    /// through a plain-http proxy.
+    absolute_form: [Option<Option<String>>; 3],
+    containers: BTreeMap<String, Tracked>,
+    jobs: VecDeque<Job>,
+    in_flight: HashMap<u64, (Endpoint, InFlight)>,
+    next_id: u64,
+    endpoints: [EndpointState; 3],
+    buffers: [Option<SampleBuffer>; 3],
+    names: Names,
+    sync_interval: Duration,
+    next_sync: Instant,
+    rng: Rng,
+    shutdown_deadline: Option<Instant>,
+    shutdown_expired: bool,
+    api_counts: ApiCounts,
+}
+
+impl Core {
+    pub fn new(settings: &UploadSettings, host: HostIdentity, seed: u64, now: Instant) -> Core {
+        let targets = [
+            Some(settings.server.clone()),
+            settings.series.clone(),
+            settings.graphite.clone(),
+        ];
+        let absolute_form = [0, 1].map(|i| {
+            let t = targets[i].as_ref()?;
+            if t.tls {
+                return None;
+            }
+            settings
+                .proxies
+                .for_target(t)
+                .map(|p| p.authorization.clone())
+        });
+        let absolute_form = [absolute_form[0].clone(), absolute_form[1].clone(), None];
+        let endpoints = targets.map(|target| EndpointState {
+            target,
+            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+            not_before: None,
+            in_flight: 0,
+            requests: 0,
+            failures: 0,
+        });
+        let buffers = [
+            None,
+            settings
+                .series
+                .as_ref()
+                .map(|_| SampleBuffer::new(settings.buffer_samples)),
+            settings
+                .graphite
+                .as_ref()
+                .map(|_| SampleBuffer::new(settings.buffer_samples)),
+        ];
+        let mut core = Core {
+            host,
+            auth: format!("Bearer {}", settings.key.expose()),
+            absolute_form,
+            containers: BTreeMap::new(),
+            jobs: VecDeque::new(),
+            in_flight: HashMap::new(),
+            next_id: 1,
+            endpoints,
+            buffers,
+            names: Names::default(),
+            sync_interval: settings.sync_interval,
+            next_sync: now + settings.sync_interval,
+            rng: Rng::new(seed),
+            shutdown_deadline: None,
+            shutdown_expired: false,
+            api_counts: ApiCounts::default(),
+        };
+        // Register the host agent at once.
+        core.enqueue(Job::HostPing, false);
+        core
+    }
+
+    pub fn target(&self, ep: Endpoint) -> Option<&Target> {
+        self.endpoints[ep as usize].target.as_ref()
+    }
+
+    fn enqueue(&mut self, job: Job, front: bool) {
+        if self.jobs.contains(&job) {
+            return;
+        }
+        if front {
+            self.jobs.push_front(job);
+        } else {
+            self.jobs.push_back(job);
+        }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown_deadline.is_some()
+    }
+
+    /// A new container: registered (ping, then tags) ahead of routine work.
+    pub fn container_started(&mut self, info: &ContainerInfo, processes: Vec<String>) {
+        if self.is_shutting_down() || info.fingerprint.is_empty() {
+            return;
+        }
+        let tags = wire::container_tags(info, &self.host);
+        let finger = info.fingerprint.clone();
+        let tags_sent = self.containers.remove(&finger).and_then(|t| t.tags_sent);
+        self.containers.insert(
+            finger.clone(),
+            Tracked {
+                info: info.clone(),
+                processes,
+                tags,
+                tags_sent,
+            },
+        );
+        self.jobs.retain(|j| *j != Job::Deregister(finger.clone()));
+        self.enqueue(Job::Tags(finger.clone()), true);
+        self.enqueue(Job::Ping(finger), true);
+    }
+
+    /// Fresh process counts for the next ping.
+    pub fn update_processes(&mut self, finger: &str, processes: Vec<String>) {
+        if let Some(t) = self.containers.get_mut(finger) {
+            t.processes = processes;
+        }
+    }
+
+    pub fn container_stopped(&mut self, finger: &str) {
+        if self.containers.remove(finger).is_none() && self.is_shutting_down() {
+            return;
+        }
+        self.jobs
+            .retain(|j| !matches!(j, Job::Ping(f) | Job::Tags(f) if f == finger));
+        self.enqueue(Job::Deregister(finger.to_owned()), false);
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.containers.len()
+    }
+
+    /// One cycle's samples. Non-finite values are not produced (no sink
+    /// can carry them).
+    pub fn push_samples<'a>(
+        &mut self,
+        unix_secs: f64,
+        samples: impl IntoIterator<Item = (&'a str, &'a str, f64)>,
+    ) {
+        if self.buffers.iter().all(Option::is_none) {
+            return;
+        }
+        for (finger, path, value) in samples {
+            if !value.is_finite() {
+                continue;
+            }
+            let sample = Sample {
+                finger: self.names.intern(finger),
+                path: self.names.intern(path),
+                value,
+                unix_secs,
+            };
+            for b in self.buffers.iter_mut().flatten() {
+                b.push(sample);
+            }
+        }
+    }
+
+    /// The next request for `ep`, if it may send one now.
+    pub fn poll_request(&mut self, ep: Endpoint, now: Instant) -> Option<Request> {
+        if self.shutdown_expired {
+            return None;
+        }
+        let state = &self.endpoints[ep as usize];
+        let target = state.target.clone()?;
+        if state.in_flight >= MAX_IN_FLIGHT[ep as usize]
+            || state.not_before.is_some_and(|t| t > now)
+        {
+            return None;
+        }
+        let id = self.next_id;
+        let (bytes, expects_response, what, flight) = match ep {
+            Endpoint::Api => {
+                let job = loop {
+                    let job = self.jobs.pop_front()?;
+                    // A ping or tags of a container gone meanwhile is moot.
+                    match &job {
+                        Job::Ping(f) | Job::Tags(f) if !self.containers.contains_key(f) => continue,
+                        _ => break job,
+                    }
+                };
+                let (method, path, body, what) = self.job_request(&job);
+                let bytes = self.http_request(
+                    ep,
+                    &target,
+                    method,
+                    &path,
+                    body.as_deref().map(str::as_bytes),
+                );
+                (bytes, true, what, InFlight::Job(job))
+            }
+            Endpoint::Series => {
+                let buf = self.buffers[1].as_mut()?;
+                if buf.waiting() == 0 {
+                    return None;
+                }
+                let batch = buf.take_batch(SERIES_BATCH);
+                let mut body = String::with_capacity(batch.len() * 150);
+                let names = &self.names;
+                let containers = &self.containers;
+                wire::write_series_body(
+                    &mut body,
+                    batch.iter().map(|s| {
+                        let finger = names.get(s.finger);
+                        wire::SeriesSample {
+                            host: finger,
+                            container: containers
+                                .get(finger)
+                                .map(|t| t.info.name.trim_start_matches('/')),
+                            name: names.get(s.path),
+                            unix_secs: s.unix_secs,
+                            value: s.value,
+                        }
+                    }),
+                );
+                let what = format!("series batch of {}", batch.len());
+                let bytes =
+                    self.http_request(ep, &target, "POST", &target.path, Some(body.as_bytes()));
+                (bytes, true, what, InFlight::Batch(batch))
+            }
+            Endpoint::Graphite => {
+                let buf = self.buffers[2].as_mut()?;
+                if buf.waiting() == 0 {
+                    return None;
+                }
+                let batch = buf.take_batch(GRAPHITE_BATCH);
+                let mut bytes = Vec::with_capacity(batch.len() * 64);
+                for s in &batch {
+                    wire::write_graphite_line(
+                        &mut bytes,
+                        self.names.get(s.finger),
+                        self.names.get(s.path),
+                        s.value,
+                        s.unix_secs,
+                    );
+                }
+                let what = format!("graphite batch of {}", batch.len());
+                (bytes, false, what, InFlight::Batch(batch))
+            }
+        };
+        self.next_id += 1;
+        let state = &mut self.endpoints[ep as usize];
+        state.in_flight += 1;
+        state.requests += 1;
+        self.in_flight.insert(id, (ep, flight));
+        Some(Request {
+            id,
+            endpoint: ep,
+            bytes,
+            expects_response,
+            what,
+        })
+    }
+
+    fn job_request(&self, job: &Job) -> (&'static str, String, Option<String>, String) {
+        match job {
+            Job::HostPing => (
+                "POST",
+                format!("/agents/{}/ping", self.host.finger),
+                Some(wire::host_ping_body(&self.host)),
+                "host ping".into(),
+            ),
+            Job::Ping(f) => {
+                let body = self
+                    .containers
+                    .get(f)
+                    .map(|t| wire::container_ping_body(&t.info, &t.processes, &self.host));
+                (
+                    "POST",
+                    format!("/agents/{f}/ping"),
+                    body,
+                    format!("ping {f}"),
+                )
+            }
+            Job::Tags(f) => {
+                let tags = self.containers.get(f).map_or("", |t| t.tags.as_str());
+                (
+                    "PUT",
+                    format!("/agents/{f}/tags"),
+                    Some(wire::tags_body(f, tags)),
+                    format!("tags {f}"),
+                )
+            }
+            Job::ListAgents => {
+                let mut path = String::from("/agents?mac=");
+                crate::http::request::percent_encode(&mut path, &self.host.mac);
+                ("GET", path, None, "list agents".into())
+            }
+            Job::Deregister(id) => (
+                "POST",
+                format!("/agents/{id}/deregister"),
+                Some(String::new()),
+                format!("deregister {id}"),
+            ),
+        }
+    }
+
+    fn http_request(
+        &self,
+        ep: Endpoint,
+        target: &Target,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Vec<u8> {
+        let full_path = if ep == Endpoint::Api {
+            format!("{}{}", target.path, path)
+        } else {
+            path.to_owned()
+        };
+        let host = target.host_header();
+        let mut headers: Vec<(&str, &str)> = vec![
+            ("Authorization", &self.auth),
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+        ];
+        let absolute;
+        let request_target = match &self.absolute_form[ep as usize] {
+            Some(proxy_auth) => {
+                if let Some(a) = proxy_auth {
+                    headers.push(("Proxy-Authorization", a));
+                }
+                absolute = format!("http://{host}{full_path}");
+                &absolute
+            }
+            None => &full_path,
+        };
+        let mut out = Vec::with_capacity(256 + body.map_or(0, <[u8]>::len));
+        crate::http::request::write_request(
+            &mut out,
+            method,
+            request_target,
+            &host,
+            &headers,
+            body,
+        );
+        out
+    }
+
+    pub fn handle_outcome(&mut self, id: u64, outcome: Outcome, now: Instant) {
+        let Some((ep, flight)) = self.in_flight.remove(&id) else {
+            return;
+        };
+        let state = &mut self.endpoints[ep as usize];
+        state.in_flight = state.in_flight.saturating_sub(1);
+        enum Verdict {
+            Done(Vec<u8>),
+            Retry(Option<Duration>, String),
+            Requeue,
+            Reject(u16),
+        }
+        let verdict = match outcome {
+            Outcome::Sent => Verdict::Done(Vec::new()),
+            Outcome::ClosedIdle => Verdict::Requeue,
+            Outcome::Failed(why) => Verdict::Retry(None, why),
+            Outcome::Response { status, body, .. } if (200..300).contains(&status) => {
+                Verdict::Done(body)
+            }
+            Outcome::Response {
+                status,
+                retry_after,
+                ..
+            } if matches!(status, 408 | 429) || status >= 500 => {
+                Verdict::Retry(retry_after, format!("HTTP {status}"))
+            }
+            Outcome::Response { status, .. } => Verdict::Reject(status),
+        };
+        match verdict {
+            Verdict::Done(body) => {
+                state.backoff.reset();
+                state.not_before = None;
+                match flight {
+                    InFlight::Job(job) => self.job_done(job, &body),
+                    InFlight::Batch(batch) => {
+                        if let Some(b) = self.buffers[ep as usize].as_mut() {
+                            b.delivered(batch);
+                        }
+                    }
+                }
+            }
+            Verdict::Retry(retry_after, why) => {
+                state.failures += 1;
+                let drawn = state.backoff.fail(&mut self.rng);
+                let delay = retry_after.unwrap_or(drawn);
+                state.not_before = Some(now + delay);
+                crate::warn!(
+                    "upload: {} request failed ({why}); retry in {} ms",
+                    ep.name(),
+                    delay.as_millis()
+                );
+                self.give_back(ep, flight);
+            }
+            Verdict::Requeue => self.give_back(ep, flight),
+            Verdict::Reject(status) => {
+                // The server answered: it is up, so no backoff for others.
+                state.failures += 1;
+                state.backoff.reset();
+                state.not_before = None;
+                match flight {
+                    InFlight::Job(job) => {
+                        self.api_counts.rejected += 1;
+                        if matches!(status, 401 | 403) {
+                            crate::warn!(
+                                "upload: the backend refused the agent key (HTTP {status})"
+                            );
+                        } else {
+                            crate::warn!("upload: {job:?} refused with HTTP {status}; dropped");
+                        }
+                    }
+                    InFlight::Batch(batch) => {
+                        crate::warn!(
+                            "upload: {} refused a batch of {} samples with HTTP {status}; dropped",
+                            ep.name(),
+                            batch.len()
+                        );
+                        if let Some(b) = self.buffers[ep as usize].as_mut() {
+                            b.rejected(batch);
+                        }
+                    }
+                }
+            }
+        }
+        self.collect_names();
+    }
+
+    fn give_back(&mut self, ep: Endpoint, flight: InFlight) {
+        match flight {
+            InFlight::Job(job) => {
+                // Ping/Tags of a container gone meanwhile are moot; a
+                // Deregister must survive.
+                if !self.jobs.contains(&job) {
+                    self.jobs.push_front(job);
+                }
+            }
+            InFlight::Batch(batch) => {
+                if let Some(b) = self.buffers[ep as usize].as_mut() {
+                    b.give_back(batch);
+                }
+            }
+        }
+    }
+
+    fn job_done(&mut self, job: Job, body: &[u8]) {
+        match job {
+            Job::HostPing | Job::Ping(_) => self.api_counts.pings += 1,
+            Job::Tags(f) => {
+                self.api_counts.tags += 1;
+                if let Some(t) = self.containers.get_mut(&f) {
+                    t.tags_sent = Some(t.tags.clone());
+                }
+            }
+            Job::Deregister(_) => self.api_counts.deregistered += 1,
+            Job::ListAgents => match wire::parse_agent_ids(body) {
+                Some(ids) => {
+                    for id in ids {
+                        if id != self.host.finger
+                            && !self.containers.contains_key(&id)
+                            && !self.is_shutting_down()
+                        {
+                            self.enqueue(Job::Deregister(id), false);
+                        }
+                    }
+                }
+                None => {
+                    crate::warn!("upload: the agents list is not a JSON list of objects with ids")
+                }
+            },
+        }
+    }
+
+    /// Interned names are freed when nothing refers to them any more.
+    fn collect_names(&mut self) {
+        if self.names.len() > 4096 && self.buffers.iter().flatten().all(SampleBuffer::is_empty) {
+            self.names.clear();
+        }
+    }
+
+    /// Runs the sync timer and the shutdown bound.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(deadline) = self.shutdown_deadline {
+            if now >= deadline {
+                self.shutdown_expired = true;
+            }
+            return;
+        }
+        if now >= self.next_sync {
+            while self.next_sync <= now {
+                self.next_sync += self.sync_interval;
+            }
+            self.enqueue(Job::HostPing, false);
+            let fingers: Vec<String> = self.containers.keys().cloned().collect();
+            for f in fingers {
+                self.enqueue(Job::Ping(f.clone()), false);
+                let t = &self.containers[&f];
+                if t.tags_sent.as_deref() != Some(t.tags.as_str()) {
+                    self.enqueue(Job::Tags(f), false);
+                }
+            }
+            if !self.host.mac.is_empty() {
+                self.enqueue(Job::ListAgents, false);
+            }
+        }
+    }
+
+    /// When `handle_timeout` or `poll_request` has something to do next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = match self.shutdown_deadline {
+            Some(_) if self.shutdown_expired => return None,
+            Some(d) => d,
+            None => self.next_sync,
+        };
+        for ep in Endpoint::ALL {
+            if let Some(nb) = self.endpoints[ep as usize].not_before {
+                if self.has_work(ep) {
+                    t = t.min(nb);
+                }
+            }
+        }
+        Some(t)
+    }
+
+    /// True when `ep` has something waiting to be sent.
+    pub fn has_work(&self, ep: Endpoint) -> bool {
+        match ep {
+            Endpoint::Api => !self.jobs.is_empty(),
+            _ => self.buffers[ep as usize]
+                .as_ref()
+                .is_some_and(|b| b.waiting() > 0),
+        }
+    }
+
+    /// Deregisters every tracked container and flushes the buffers, within
+    /// the grace period; afterwards nothing new is started.
+    pub fn shutdown(&mut self, grace: Duration, now: Instant) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        self.shutdown_deadline = Some(now + grace);
+        self.jobs.retain(|j| matches!(j, Job::Deregister(_)));
+        let fingers: Vec<String> = std::mem::take(&mut self.containers).into_keys().collect();
+        for f in fingers {
+            self.enqueue(Job::Deregister(f), true);
+        }
+        // Waiting out a long backoff would only hit the deadline.
+        for s in &mut self.endpoints {
+            s.not_before = None;
+        }
+    }
+
+    pub fn is_shutdown_complete(&self) -> bool {
+        self.shutdown_expired
+            || (self.shutdown_deadline.is_some()
+                && self.in_flight.is_empty()
+                && Endpoint::ALL.iter().all(|&ep| !self.has_work(ep)))
+    }
+
+    pub fn counts(&self, ep: Endpoint) -> Option<Counts> {
+        self.buffers[ep as usize].as_ref().map(SampleBuffer::counts)
+    }
+
+    pub fn api_counts(&self) -> ApiCounts {
+        self.api_counts
+    }
+
+    pub fn failures(&self, ep: Endpoint) -> u64 {
+        self.endpoints[ep as usize].failures
+    }
+
+    pub fn requests(&self, ep: Endpoint) -> u64 {
+        self.endpoints[ep as usize].requests
+    }
+
+    pub fn in_flight(&self, ep: Endpoint) -> usize {
+        self.endpoints[ep as usize].in_flight
+    }
+
+    /// `outlyer_agent_*` families for `/metrics`.
+    pub fn write_prometheus(&self, out: &mut String) {
+        let sinks: Vec<(Endpoint, Counts)> = [Endpoint::Series, Endpoint::Graphite]
+            .into_iter()
+            .filter_map(|ep| Some((ep, self.counts(ep)?)))
+            .collect();
+        type Field = fn(&Counts) -> u64;
+        let families: [(&str, &str, &str, Field); 5] = [
+            (
+                "outlyer_agent_produced_samples_total",
+                "counter",
+                "Samples handed to the uploader.",
+                |c| c.produced,
+            ),
+            (
+                "outlyer_agent_delivered_samples_total",
+                "counter",
+                "Samples the backend accepted.",
+                |c| c.delivered,
+            ),
+            (
+                "outlyer_agent_buffered_samples",
+                "gauge",
+                "Samples waiting for the backend.",
+                |c| c.buffered,
+            ),
+            (
+                "outlyer_agent_dropped_samples_total",
+                "counter",
+                "Samples dropped: buffer full (oldest first) or batch refused.",
+                |c| c.dropped(),
+            ),
+            (
+                "outlyer_agent_rejected_samples_total",
+                "counter",
+                "Samples of batches the backend refused with a 4xx.",
+                |c| c.dropped_rejected,
+            ),
+        ];
+        for (name, kind, help, field) in families {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (ep, c) in &sinks {
+                let _ = writeln!(out, "{name}{{sink=\"{}\"}} {}", ep.name(), field(c));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP outlyer_agent_upload_failures_total Backend requests that failed (I/O, timeout or HTTP error).\n# TYPE outlyer_agent_upload_failures_total counter"
+        );
+        for ep in Endpoint::ALL {
+            if self.endpoints[ep as usize].target.is_some() {
+                let _ = writeln!(
+                    out,
+                    "outlyer_agent_upload_failures_total{{endpoint=\"{}\"}} {}",
+                    ep.name(),
+                    self.failures(ep)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP outlyer_agent_upload_requests_total Backend requests started.\n# TYPE outlyer_agent_upload_requests_total counter"
+        );
+        for ep in Endpoint::ALL {
+            if self.endpoints[ep as usize].target.is_some() {
+                let _ = writeln!(
+                    out,
+                    "outlyer_agent_upload_requests_total{{endpoint=\"{}\"}} {}",
+                    ep.name(),
+                    self.requests(ep)
+                );
+            }
+        }
+        let a = self.api_counts;
+        let _ = write!(
+            out,
+            "# HELP outlyer_agent_virtual_agents Containers registered as virtual agents.\n# TYPE outlyer_agent_virtual_agents gauge\noutlyer_agent_virtual_agents {}\n\
+             # HELP outlyer_agent_deregistered_total Virtual agents deregistered.\n# TYPE outlyer_agent_deregistered_total counter\noutlyer_agent_deregistered_total {}\n",
+            self.containers.len(),
+            a.deregistered
+        );
+    }
+}

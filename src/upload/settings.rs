@@ -1,0 +1,520 @@
+//! Upload settings from the environment (flags mirror the variables, see
+//! [`FLAGS`]). Every bad value is a [`ConfigError`] naming the setting; the
+//! key itself is never part of a message.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::CertificateDer;
+
+use super::proxy::{NoProxy, Proxy};
+use crate::config::ConfigError;
+
+pub const DEFAULT_SERVER: &str = "https://agent.dataloop.io";
+pub const DEFAULT_BUFFER_SAMPLES: usize = 10_000;
+
+/// Command-line flag → the variable it stands for. Flags win over the
+/// environment: the flag parser overlays them before calling
+/// [`UploadSettings::from_env`].
+pub const FLAGS: &[(&str, &str)] = &[
+    ("--server", "DATALOOP_SERVER"),
+    ("--graphite", "DATALOOP_GRAPHITE"),
+    ("--series-url", "DATALOOP_SERIES_URL"),
+    ("--ca-file", "DATALOOP_CA_FILE"),
+    ("--buffer-samples", "DATALOOP_BUFFER_SAMPLES"),
+];
+
+/// The agent key. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey([redacted])")
+    }
+}
+
+/// `scheme://host[:port][/path]` with the scheme reduced to "TLS or not".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub tls: bool,
+    /// Host name or IP literal (IPv6 without brackets).
+    pub host: String,
+    pub port: u16,
+    /// Path without a trailing `/` (empty for the root).
+    pub path: String,
+}
+
+impl Target {
+    /// The `Host` header value: the port only when it is not the default.
+    pub fn host_header(&self) -> String {
+        let default = if self.tls { 443 } else { 80 };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == default {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+/// Parses `https://host[:port][/path]` (or `http://`); query and fragment
+/// are refused, user info too (credentials belong in the key).
+pub fn parse_url(text: &str) -> Result<Target, String> {
+    let (tls, rest) = if let Some(r) = text.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = text.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err(format!("{text:?} must start with https:// (or http://)"));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if path.contains(['?', '#']) || authority.contains('@') {
+        return Err(format!("{text:?}: no query, fragment or user info allowed"));
+    }
+    let (host, port) = parse_authority(authority, if tls { 443 } else { 80 })
+        .ok_or_else(|| format!("{text:?} has no valid host[:port]"))?;
+    Ok(Target {
+        tls,
+        host,
+        port,
+        path: path.trim_end_matches('/').to_owned(),
+    })
+}
+
+/// `host`, `host:port`, `[v6]`, `[v6]:port` → (host, port).
+pub fn parse_authority(text: &str, default_port: u16) -> Option<(String, u16)> {
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        h.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        (h, port)
+    } else {
+        match text.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (text, None),
+        }
+    };
+    let port = match port {
+        None => default_port,
+        Some(p) => p.parse::<u16>().ok().filter(|&p| p != 0)?,
+    };
+    let valid = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
+    valid.then(|| (host.to_ascii_lowercase(), port))
+}
+
+/// Proxies as curl reads them from the environment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Proxies {
+    /// `https_proxy`, then `HTTPS_PROXY`, then `all_proxy`/`ALL_PROXY`.
+    pub https: Option<Proxy>,
+    /// `http_proxy` only (curl ignores upper-case `HTTP_PROXY`, which a
+    /// CGI client could set through a `Proxy:` header), then `all_proxy`.
+    pub http: Option<Proxy>,
+    /// `no_proxy`, then `NO_PROXY`.
+    pub no_proxy: NoProxy,
+}
+
+impl Proxies {
+    /// The proxy to use for `target`, if any.
+    pub fn for_target(&self, target: &Target) -> Option<&Proxy> {
+        if self.no_proxy.matches(&target.host, target.port) {
+            return None;
+        }
+        if target.tls {
+            self.https.as_ref()
+        } else {
+            self.http.as_ref()
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct UploadSettings {
+    pub key: ApiKey,
+    /// Base URL of the agent API.
+    pub server: Target,
+    /// Graphite plaintext sink (`tls` when given as `tls://host:port`).
+    pub graphite: Option<Target>,
+    /// HTTPS series sink: the full `.../v2/accounts/<account>/series` URL.
+    pub series: Option<Target>,
+    /// Extra trusted roots from `DATALOOP_CA_FILE`, already parsed.
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    pub proxies: Proxies,
+    /// Samples kept per sink while the backend cannot take them.
+    pub buffer_samples: usize,
+    pub sync_interval: Duration,
+    pub connect_timeout: Duration,
+    pub handshake_timeout: Duration,
+    /// From the request's last byte written to the response's last byte.
+    pub request_timeout: Duration,
+    /// Bound on shutdown: deregister and flush, then stop regardless.
+    pub shutdown_grace: Duration,
+    pub resolv_conf: PathBuf,
+    pub hosts_file: PathBuf,
+    /// Overrides the nameservers of `resolv_conf` (tests).
+    pub nameservers: Option<Vec<SocketAddr>>,
+}
+
+fn err(setting: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting: setting.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// A value that will become part of a request head must not carry CR, LF
+/// or any other control byte.
+fn reject_controls(setting: &str, value: &str) -> Result<(), ConfigError> {
+    if value.bytes().any(|b| b.is_ascii_control()) {
+        return Err(err(setting, "contains control characters (CR/LF?)"));
+    }
+    Ok(())
+}
+
+impl UploadSettings {
+    /// `Ok(None)` when `DATALOOP_AGENT_KEY` is unset or empty: nothing is
+    /// uploaded. `read_file` loads `DATALOOP_CA_FILE` (start-up only).
+    pub fn from_env(
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<UploadSettings>, ConfigError> {
+        Self::from_env_with(env, |p| std::fs::read(p))
+    }
+
+    pub fn from_env_with(
+        env: impl Fn(&str) -> Option<String>,
+        read_file: impl Fn(&str) -> std::io::Result<Vec<u8>>,
+    ) -> Result<Option<UploadSettings>, ConfigError> {
+        let nonempty = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let key = match nonempty("DATALOOP_AGENT_KEY") {
+            None => return Ok(None),
+            Some(k) => {
+                if k.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+                    // Never echo the value: it is the secret.
+                    return Err(err(
+                        "DATALOOP_AGENT_KEY",
+                        "contains spaces or control characters",
+                    ));
+                }
+                ApiKey(k)
+            }
+        };
+
+        let server_text = nonempty("DATALOOP_SERVER").unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+        reject_controls("DATALOOP_SERVER", &server_text)?;
+        let server = parse_url(server_text.trim()).map_err(|m| err("DATALOOP_SERVER", m))?;
+
+        let graphite = match nonempty("DATALOOP_GRAPHITE") {
+            None => None,
+            Some(v) => {
+                reject_controls("DATALOOP_GRAPHITE", &v)?;
+                let v = v.trim();
+                let (tls, rest) = match v.strip_prefix("tls://") {
+                    Some(r) => (true, r),
+                    None => (false, v.strip_prefix("tcp://").unwrap_or(v)),
+                };
+                let (host, port) = parse_authority(rest, 2003)
+                    .ok_or_else(|| err("DATALOOP_GRAPHITE", format!("{v:?} is not host:port")))?;
+                Some(Target {
+                    tls,
+                    host,
+                    port,
+                    path: String::new(),
+                })
+            }
+        };
+
+        let series = match nonempty("DATALOOP_SERIES_URL") {
+            None => None,
+            Some(v) => {
+                reject_controls("DATALOOP_SERIES_URL", &v)?;
+                let t = parse_url(v.trim()).map_err(|m| err("DATALOOP_SERIES_URL", m))?;
+                if !t.path.ends_with("/series") {
+                    return Err(err(
+                        "DATALOOP_SERIES_URL",
+                        format!("{v:?} must end with /v2/accounts/<account>/series"),
+                    ));
+                }
+                Some(t)
+            }
+        };
+
+        let mut extra_roots = Vec::new();
+        if let Some(path) = nonempty("DATALOOP_CA_FILE") {
+            let pem =
+                read_file(&path).map_err(|e| err("DATALOOP_CA_FILE", format!("{path:?}: {e}")))?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert =
+                    cert.map_err(|e| err("DATALOOP_CA_FILE", format!("{path:?}: bad PEM: {e:?}")))?;
+                extra_roots.push(cert);
+            }
+            if extra_roots.is_empty() {
+                return Err(err(
+                    "DATALOOP_CA_FILE",
+                    format!("{path:?} holds no CERTIFICATE block"),
+                ));
+            }
+        }
+
+        let proxy_var = |names: &[&'static str]| -> Result<Option<Proxy>, ConfigError> {
+            for &name in names {
+                if let Some(v) = nonempty(name) {
+                    reject_controls(name, &v)?;
+                    return Proxy::parse(v.trim()).map(Some).map_err(|m| err(name, m));
+                }
+            }
+            Ok(None)
+        };
+        let https = proxy_var(&["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"])?;
+        let http = proxy_var(&["http_proxy", "all_proxy", "ALL_PROXY"])?;
+        let no_proxy = match env("no_proxy").or_else(|| env("NO_PROXY")) {
+            Some(v) => NoProxy::parse(&v),
+            None => NoProxy::default(),
+        };
+
+        let buffer_samples = match nonempty("DATALOOP_BUFFER_SAMPLES") {
+            None => DEFAULT_BUFFER_SAMPLES,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if (100..=10_000_000).contains(&n) => n,
+                _ => {
+                    return Err(err(
+                        "DATALOOP_BUFFER_SAMPLES",
+                        format!("{v:?} is not a whole number from 100 to 10000000"),
+                    ))
+                }
+            },
+        };
+
+        Ok(Some(UploadSettings {
+            key,
+            server,
+            graphite,
+            series,
+            extra_roots,
+            proxies: Proxies {
+                https,
+                http,
+                no_proxy,
+            },
+            buffer_samples,
+            sync_interval: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_millis(4500),
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            hosts_file: PathBuf::from("/etc/hosts"),
+            nameservers: None,
+        }))
+    }
+
+    /// Lines worth logging once at start-up (never the key).
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines = vec![format!(
+            "upload: agent API {}://{}{}",
+            if self.server.tls { "https" } else { "http" },
+            self.server.host_header(),
+            self.server.path
+        )];
+        if !self.server.tls {
+            lines.push("upload: WARNING the agent API is plain http: the key travels unencrypted (testing only)".into());
+        }
+        if let Some(g) = &self.graphite {
+            lines.push(format!(
+                "upload: graphite {}{}",
+                if g.tls { "tls://" } else { "" },
+                g.host_header()
+            ));
+        }
+        if let Some(s) = &self.series {
+            lines.push(format!("upload: series {}{}", s.host_header(), s.path));
+        }
+        if self.graphite.is_none() && self.series.is_none() {
+            lines.push("upload: no metrics sink (DATALOOP_GRAPHITE, DATALOOP_SERIES_URL): only the agent API sync runs".into());
+        }
+        lines
+    }
+
+    /// True when some configured address is plain text.
+    pub fn has_plain_http(&self) -> bool {
+        !self.server.tls || self.series.as_ref().is_some_and(|s| !s.tls)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Option<UploadSettings>, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        UploadSettings::from_env_with(
+            |k| map.get(k).cloned(),
+            |p| {
+                if p == "/ca.pem" {
+                    Ok(b"-----BEGIN CERTIFICATE-----\nMIIBAjCBqQIBATAKBggqhkjOPQQDAjAAMB4XDTI0MDEwMTAwMDAwMFoXDTM0MDEw\n-----END CERTIFICATE-----\n".to_vec())
+                } else {
+                    Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+                }
+            },
+        )
+    }
+
+    fn setting_of(r: Result<Option<UploadSettings>, ConfigError>) -> String {
+        r.unwrap_err().setting
+    }
+
+    #[test]
+    fn no_key_no_upload() {
+        assert_eq!(settings(&[]).unwrap(), None);
+        assert_eq!(settings(&[("DATALOOP_AGENT_KEY", "  ")]).unwrap(), None);
+    }
+
+    #[test]
+    fn defaults() {
+        let s = settings(&[("DATALOOP_AGENT_KEY", "k")]).unwrap().unwrap();
+        assert_eq!(s.key.expose(), "k");
+        assert_eq!(
+            s.server,
+            Target {
+                tls: true,
+                host: "agent.dataloop.io".into(),
+                port: 443,
+                path: String::new()
+            }
+        );
+        assert_eq!(s.buffer_samples, 10_000);
+        assert!(s.graphite.is_none() && s.series.is_none());
+        assert_eq!(s.proxies, Proxies::default());
+        assert!(!format!("{s:?}").contains("\"k\""));
+    }
+
+    #[test]
+    fn urls_and_sinks() {
+        let s = settings(&[
+            ("DATALOOP_AGENT_KEY", "k"),
+            ("DATALOOP_SERVER", "http://[::1]:8080/api/"),
+            ("DATALOOP_GRAPHITE", "tls://Carbon.example:2004"),
+            (
+                "DATALOOP_SERIES_URL",
+                "https://ingest.example/v2/accounts/acme/series",
+            ),
+            ("DATALOOP_BUFFER_SAMPLES", "500"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (s.server.tls, s.server.host.as_str(), s.server.port),
+            (false, "::1", 8080)
+        );
+        assert_eq!(s.server.path, "/api");
+        assert_eq!(s.server.host_header(), "[::1]:8080");
+        assert!(s.has_plain_http());
+        let g = s.graphite.unwrap();
+        assert_eq!(
+            (g.tls, g.host.as_str(), g.port),
+            (true, "carbon.example", 2004)
+        );
+        let series = s.series.unwrap();
+        assert_eq!(series.path, "/v2/accounts/acme/series");
+        assert_eq!(series.host_header(), "ingest.example");
+        assert_eq!(s.buffer_samples, 500);
+        let g = settings(&[("DATALOOP_AGENT_KEY", "k"), ("DATALOOP_GRAPHITE", "g")])
+            .unwrap()
+            .unwrap()
+            .graphite
+            .unwrap();
+        assert_eq!((g.tls, g.port), (false, 2003));
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let k = ("DATALOOP_AGENT_KEY", "k");
+        for (var, value) in [
+            ("DATALOOP_SERVER", "ftp://x"),
+            ("DATALOOP_SERVER", "https://"),
+            ("DATALOOP_SERVER", "https://h:0"),
+            ("DATALOOP_SERVER", "https://h/x?y"),
+            ("DATALOOP_SERVER", "https://u:p@h"),
+            ("DATALOOP_SERVER", "https://h\r\nX: y"),
+            ("DATALOOP_GRAPHITE", "h:notaport"),
+            ("DATALOOP_SERIES_URL", "https://h/v2/accounts/a"),
+            ("DATALOOP_BUFFER_SAMPLES", "10"),
+            ("DATALOOP_BUFFER_SAMPLES", "lots"),
+            ("DATALOOP_CA_FILE", "/missing.pem"),
+            ("https_proxy", "socks5://p:1080"),
+            ("HTTPS_PROXY", "http://p:1080\r\n"),
+        ] {
+            assert_eq!(
+                setting_of(settings(&[k, (var, value)])),
+                var,
+                "{var}={value}"
+            );
+        }
+        let e = settings(&[("DATALOOP_AGENT_KEY", "se cret")]).unwrap_err();
+        assert_eq!(e.setting, "DATALOOP_AGENT_KEY");
+        assert!(!e.message.contains("se cret"));
+        assert_eq!(
+            setting_of(settings(&[("DATALOOP_AGENT_KEY", "a\r\nb")])),
+            "DATALOOP_AGENT_KEY"
+        );
+    }
+
+    #[test]
+    fn ca_file_is_parsed() {
+        let s = settings(&[("DATALOOP_AGENT_KEY", "k"), ("DATALOOP_CA_FILE", "/ca.pem")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.extra_roots.len(), 1);
+    }
+
+    #[test]
+    fn proxies_read_like_curl() {
+        let s = settings(&[
+            ("DATALOOP_AGENT_KEY", "k"),
+            ("HTTPS_PROXY", "upper:3128"),
+            ("https_proxy", "http://lower:3128"),
+            ("HTTP_PROXY", "ignored:1"),
+            ("NO_PROXY", "internal.example"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.proxies.https.as_ref().unwrap().host, "lower");
+        assert_eq!(s.proxies.http, None, "upper-case HTTP_PROXY is ignored");
+        let t = parse_url("https://api.internal.example").unwrap();
+        assert_eq!(s.proxies.for_target(&t), None);
+        let t = parse_url("https://api.example").unwrap();
+        assert_eq!(s.proxies.for_target(&t).unwrap().port, 3128);
+        let s = settings(&[("DATALOOP_AGENT_KEY", "k"), ("ALL_PROXY", "all")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.proxies.https.as_ref().unwrap().port, 1080);
+        assert_eq!(s.proxies.http.as_ref().unwrap().host, "all");
+    }
+}
