@@ -503,6 +503,9 @@ impl Core {
         };
         match verdict {
             Verdict::Done(body) => {
+                if state.backoff.failures() > 0 {
+                    crate::info!("upload: {} reachable again", ep.name());
+                }
                 state.backoff.reset();
                 state.not_before = None;
                 match flight {
@@ -519,11 +522,19 @@ impl Core {
                 let drawn = state.backoff.fail(&mut self.rng);
                 let delay = retry_after.unwrap_or(drawn);
                 state.not_before = Some(now + delay);
-                crate::warn!(
-                    "upload: {} request failed ({why}); retry in {} ms",
-                    ep.name(),
-                    delay.as_millis()
-                );
+                // One warning per outage, not one per retry.
+                if state.backoff.failures() == 1 {
+                    crate::warn!(
+                        "upload: {} request failed ({why}); retrying with backoff",
+                        ep.name()
+                    );
+                } else {
+                    crate::debug!(
+                        "upload: {} request failed ({why}); retry in {} ms",
+                        ep.name(),
+                        delay.as_millis()
+                    );
+                }
                 self.give_back(ep, flight);
             }
             Verdict::Requeue => self.give_back(ep, flight),
