@@ -77,6 +77,16 @@ docker run -d --net host \
 -v /sys/fs/cgroup:/rootfs/sys/fs/cgroup:ro \
 outlyer/agent:latest
 
+#@ non-root
+docker run -d \
+--user 65534:65534 --group-add "$(stat -c %g /var/run/docker.sock)" \
+-e "DATALOOP_AGENT_KEY=${DATALOOP_AGENT_KEY}" \
+-e "DATALOOP_NAME=${DATALOOP_NAME}" \
+-v /var/run/docker.sock:/var/run/docker.sock:ro \
+-v /proc:/rootfs/proc:ro \
+-v /sys/fs/cgroup:/rootfs/sys/fs/cgroup:ro \
+outlyer/agent:latest
+
 #@ proxy
 docker run -d \
 -e "HTTPS_PROXY=http://proxy.example.com:3128" \

@@ -265,7 +265,7 @@ PY
 
 # README.md, once it carries the run lines, must carry them unchanged.
 if [ -f README.md ]; then
-    for b in most-linuxes amazon-linux-ecs centos6 host-network build test; do
+    for b in most-linuxes amazon-linux-ecs centos6 host-network non-root build test; do
         check "README.md shows block '$b' of deploy/run-lines.sh verbatim" \
             python3 -c 'import sys; sys.exit(0 if sys.argv[1] in open("README.md").read() else 1)' \
             "$(deploy/run-lines.sh "$b")"
@@ -444,6 +444,22 @@ run_line() {
 run_line most-linuxes most-linuxes bridge
 run_line amazon-linux-ecs ecs ecs
 run_line host-network host-net host
+# The image has no USER: the socket's group differs per host. The README's
+# unprivileged variant adds it at run time and must serve the same series...
+run_line non-root non-root bridge
+if [ -f "$tmp/metrics-most-linuxes" ] && [ -f "$tmp/metrics-non-root" ]; then
+    series() { sed -n 's/^\([a-z_]*\){.*name="'"$P"'-[a-z]*".*/\1/p' "$1" | sort -u; }
+    check "non-root: the same metric families as root for the workloads" \
+        [ "$(series "$tmp/metrics-most-linuxes")" = "$(series "$tmp/metrics-non-root")" ]
+fi
+# ...while a fixed non-root uid without the socket's group cannot see Docker.
+started+=("$P-nogroup")
+command docker run --rm --name "$P-nogroup" --network none --user 65534:65534 \
+    -v /var/run/docker.sock:/var/run/docker.sock:ro -v /proc:/rootfs/proc:ro \
+    -v /sys/fs/cgroup:/rootfs/sys/fs/cgroup:ro "$IMAGE" --once >"$tmp/nogroup.out" 2>"$tmp/nogroup.err"
+check "a non-root USER without the socket's group lists no workload (why the image runs as root)" \
+    [ -z "$(metric_value "$tmp/nogroup.out" container_last_seen "$P-busy")" ]
+check "... because the socket refuses it" grep -q 'ermission denied' "$tmp/nogroup.err"
 
 # --- 3. the binary alone in a busybox container --------------------------------
 echo "== static binary in $BUSYBOX_IMAGE (no libc)"
