@@ -90,14 +90,13 @@ fn samples_of(body: &[u8]) -> Vec<(String, String, u64)> {
 fn run(
     core: &mut Core,
     t0: Instant,
-    from: Duration,
     to: Duration,
     step: Duration,
     seen: &mut Seen,
     mut cycle: impl FnMut(&mut Core, Duration),
     mut answer: impl FnMut(Duration, Endpoint, &str) -> Outcome,
 ) {
-    let mut t = from;
+    let mut t = Duration::ZERO;
     while t <= to {
         let now = t0 + t;
         cycle(core, t);
@@ -140,7 +139,6 @@ fn new_container_is_registered_at_once_and_synced_every_10s() {
     run(
         &mut core,
         t0,
-        Duration::ZERO,
         Duration::from_secs(25),
         Duration::from_millis(100),
         &mut seen,
@@ -206,7 +204,6 @@ fn gone_agents_are_deregistered_and_stopped_containers_too() {
     run(
         &mut core,
         t0,
-        Duration::ZERO,
         Duration::from_secs(12),
         Duration::from_millis(500),
         &mut seen,
@@ -257,7 +254,6 @@ fn backend_down_60s_then_back_everything_arrives_and_counts_balance() {
     run(
         &mut core,
         t0,
-        Duration::ZERO,
         Duration::from_secs(120),
         Duration::from_millis(50),
         &mut seen,
@@ -318,7 +314,6 @@ fn retry_after_on_503_is_honoured() {
     run(
         &mut core,
         t0,
-        Duration::ZERO,
         Duration::from_secs(9),
         Duration::from_millis(100),
         &mut seen,
@@ -361,7 +356,6 @@ fn a_400_drops_that_batch_only_and_counts_it() {
     run(
         &mut core,
         t0,
-        Duration::ZERO,
         Duration::from_secs(30),
         Duration::from_millis(100),
         &mut seen,
@@ -420,7 +414,6 @@ fn a_full_buffer_drops_the_oldest_first() {
     run(
         &mut core,
         t0,
-        Duration::ZERO,
         Duration::from_secs(80),
         Duration::from_millis(100),
         &mut seen,

@@ -1,0 +1,903 @@
+//! The uploader over real loopback sockets: a fake backend (rustls server,
+//! certificates made here with rcgen) recording every request, a fake
+//! HTTP CONNECT proxy, a fake nameserver, and the failure matrix that needs
+//! real sockets (certificates, silent servers, proxies, a short outage).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Poll};
+use outlyer_agent::registry::ContainerInfo;
+use outlyer_agent::upload::{Endpoint, HostIdentity, UploadSettings, Uploader};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+const KEY: &str = "s3cret-agent-key";
+const FIRST_TOKEN: usize = 100;
+
+// ---------------------------------------------------------------- certificates
+
+struct Pki {
+    ca_pem: String,
+    chain: Vec<CertificateDer<'static>>,
+    key: Vec<u8>,
+}
+
+/// A CA and a leaf for `names`, signed by it.
+fn pki(names: &[&str]) -> Pki {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    Pki {
+        ca_pem: ca.pem(),
+        chain: vec![leaf.der().clone(), ca.der().clone()],
+        key: leaf_key.serialize_der(),
+    }
+}
+
+/// A self-signed leaf for `names` (no CA anyone trusts).
+fn self_signed(names: &[&str]) -> Pki {
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    Pki {
+        ca_pem: String::new(),
+        chain: vec![cert.der().clone()],
+        key: key.serialize_der(),
+    }
+}
+
+fn server_config(pki: &Pki) -> Arc<rustls::ServerConfig> {
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        pki.chain.clone(),
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key.clone())),
+    )
+    .unwrap();
+    Arc::new(cfg)
+}
+
+// ---------------------------------------------------------------- fake backend
+
+#[derive(Clone, Debug)]
+struct Recorded {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    at: Instant,
+}
+
+impl Recorded {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+type Responder = dyn FnMut(&Recorded) -> (u16, Vec<(String, String)>, Vec<u8>) + Send;
+
+struct Backend {
+    addr: SocketAddr,
+    log: Arc<Mutex<Vec<Recorded>>>,
+    connections: Arc<AtomicUsize>,
+    handshake_failures: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+impl Backend {
+    fn start(pki: &Pki, responder: Box<Responder>) -> Backend {
+        Self::start_on(TcpListener::bind("127.0.0.1:0").unwrap(), pki, responder)
+    }
+
+    fn start_on(listener: TcpListener, pki: &Pki, responder: Box<Responder>) -> Backend {
+        let addr = listener.local_addr().unwrap();
+        let cfg = server_config(pki);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let responder = Arc::new(Mutex::new(responder));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let handshake_failures = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (l2, c2, h2, s2) = (
+            log.clone(),
+            connections.clone(),
+            handshake_failures.clone(),
+            stop.clone(),
+        );
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                if s2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                c2.fetch_add(1, Ordering::SeqCst);
+                let (cfg, log, responder, hf) =
+                    (cfg.clone(), l2.clone(), responder.clone(), h2.clone());
+                thread::spawn(move || serve(stream, cfg, log, responder, hf));
+            }
+        });
+        Backend {
+            addr,
+            log,
+            connections,
+            handshake_failures,
+            stop,
+        }
+    }
+
+    fn requests(&self) -> Vec<Recorded> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    cfg: Arc<rustls::ServerConfig>,
+    log: Arc<Mutex<Vec<Recorded>>>,
+    responder: Arc<Mutex<Box<Responder>>>,
+    handshake_failures: Arc<AtomicUsize>,
+) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let conn = rustls::ServerConnection::new(cfg).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, stream);
+    while tls.conn.is_handshaking() {
+        if tls.conn.complete_io(&mut tls.sock).is_err() {
+            handshake_failures.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
+    }
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        // One request: head, then Content-Length bytes of body.
+        let (rec, used) = loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut req = httparse::Request::new(&mut headers);
+            if let Ok(httparse::Status::Complete(n)) = req.parse(&buf) {
+                let headers: Vec<(String, String)> = req
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_string(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect();
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .map_or(0, |(_, v)| v.parse().unwrap());
+                if buf.len() >= n + len {
+                    break (
+                        Recorded {
+                            method: req.method.unwrap().to_string(),
+                            path: req.path.unwrap().to_string(),
+                            headers,
+                            body: buf[n..n + len].to_vec(),
+                            at: Instant::now(),
+                        },
+                        n + len,
+                    );
+                }
+            }
+            match tls.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            }
+        };
+        buf.drain(..used);
+        log.lock().unwrap().push(rec.clone());
+        let (status, headers, body) = (responder.lock().unwrap())(&rec);
+        let mut out = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
+        for (k, v) in headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&body);
+        if tls.write_all(&bytes).and_then(|_| tls.flush()).is_err() {
+            return;
+        }
+    }
+}
+
+fn ok_responder() -> Box<Responder> {
+    Box::new(|r: &Recorded| {
+        let body = if r.method == "GET" {
+            b"[]".to_vec()
+        } else {
+            Vec::new()
+        };
+        (200, vec![], body)
+    })
+}
+
+// ---------------------------------------------------------------- fake proxy
+
+/// (CONNECT target, Proxy-Authorization) of every tunnel asked for.
+type Tunnels = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+struct FakeProxy {
+    addr: SocketAddr,
+    seen: Tunnels,
+}
+
+/// A CONNECT proxy that sends every tunnel to `backend` whatever the name
+/// (it "resolves" names the agent cannot). With `auth`, other credentials
+/// get 407.
+fn start_proxy(backend: SocketAddr, auth: Option<&'static str>) -> FakeProxy {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { continue };
+            let seen = s2.clone();
+            thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut b = [0u8; 1024];
+                let (target, got_auth) = loop {
+                    let Ok(n) = client.read(&mut b) else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&b[..n]);
+                    let mut headers = [httparse::EMPTY_HEADER; 16];
+                    let mut req = httparse::Request::new(&mut headers);
+                    if let Ok(httparse::Status::Complete(_)) = req.parse(&buf) {
+                        assert_eq!(req.method, Some("CONNECT"));
+                        let a = req
+                            .headers
+                            .iter()
+                            .find(|h| h.name.eq_ignore_ascii_case("proxy-authorization"))
+                            .map(|h| String::from_utf8_lossy(h.value).into_owned());
+                        break (req.path.unwrap().to_string(), a);
+                    }
+                };
+                seen.lock().unwrap().push((target, got_auth.clone()));
+                if auth.is_some() && got_auth.as_deref() != auth {
+                    let _ = client.write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"t\"\r\nContent-Length: 0\r\n\r\n");
+                    return;
+                }
+                let Ok(upstream) = TcpStream::connect(backend) else {
+                    return;
+                };
+                client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let mut upstream = upstream;
+                thread::spawn(move || {
+                    let _ = std::io::copy(&mut u2, &mut c2);
+                });
+                let _ = std::io::copy(&mut client, &mut upstream);
+            });
+        }
+    });
+    FakeProxy { addr, seen }
+}
+
+// ---------------------------------------------------------------- fake nameserver
+
+/// Answers A queries for every name with 127.0.0.1 (TTL 60), counting them.
+fn start_nameserver() -> (SocketAddr, Arc<AtomicUsize>) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = sock.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c2 = count.clone();
+    thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            c2.fetch_add(1, Ordering::SeqCst);
+            let q = &buf[..n];
+            let mut r = q.to_vec();
+            r[2] |= 0x80;
+            r[3] = 0x80;
+            let is_a = q[n - 4..n - 2] == [0, 1];
+            if is_a {
+                r[7] = 1;
+                r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1]);
+            }
+            let _ = sock.send_to(&r, from);
+        }
+    });
+    (addr, count)
+}
+
+// ---------------------------------------------------------------- the agent side
+
+struct TempFiles(PathBuf);
+
+impl TempFiles {
+    fn new(tag: &str) -> TempFiles {
+        let p = std::env::temp_dir().join(format!(
+            "upl-{tag}-{}-{:?}",
+            std::process::id(),
+            thread::current().id()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempFiles(p)
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn settings(
+    tmp: &TempFiles,
+    server: &str,
+    ca_pem: &str,
+    extra: &[(&str, String)],
+) -> UploadSettings {
+    let mut vars: Vec<(String, String)> = vec![
+        ("DATALOOP_AGENT_KEY".into(), KEY.into()),
+        ("DATALOOP_SERVER".into(), server.into()),
+        (
+            "DATALOOP_SERIES_URL".into(),
+            format!("{server}/v2/accounts/acme/series"),
+        ),
+    ];
+    if !ca_pem.is_empty() {
+        vars.push(("DATALOOP_CA_FILE".into(), tmp.write("ca.pem", ca_pem)));
+    }
+    for (k, v) in extra {
+        vars.retain(|(n, _)| n != k);
+        vars.push((k.to_string(), v.clone()));
+    }
+    let mut s =
+        UploadSettings::from_env(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+            .unwrap()
+            .unwrap();
+    s.connect_timeout = Duration::from_secs(2);
+    s.handshake_timeout = Duration::from_millis(800);
+    s.request_timeout = Duration::from_secs(3);
+    s.hosts_file = PathBuf::from(tmp.write("hosts", "127.0.0.1 localhost\n"));
+    // No nameserver unless a test provides one: names outside the hosts
+    // file must not leak to the machine's resolver.
+    s.nameservers = Some(vec![]);
+    s
+}
+
+fn host() -> HostIdentity {
+    HostIdentity {
+        finger: "11111111-2222-3333-4444-555555555555".into(),
+        name: "node1".into(),
+        mac: "mac-1".into(),
+        tags: vec!["docker".into()],
+        hostname: "docker-host".into(),
+    }
+}
+
+fn container(n: u8) -> ContainerInfo {
+    let id = format!("{:02x}", n).repeat(32);
+    ContainerInfo {
+        fingerprint: outlyer_agent::uuid::container_fingerprint(&id),
+        name: format!("c{n}"),
+        image: "img".into(),
+        ips: vec![format!("172.17.0.{n}")],
+        id,
+        ..ContainerInfo::default()
+    }
+}
+
+struct Agent {
+    poll: Poll,
+    up: Uploader,
+}
+
+impl Agent {
+    fn new(s: UploadSettings) -> Agent {
+        let poll = Poll::new().unwrap();
+        let up = Uploader::new(s, host(), FIRST_TOKEN, Instant::now()).unwrap();
+        Agent { poll, up }
+    }
+
+    /// Runs the loop until `done` or `limit`; true when `done`.
+    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Uploader) -> bool) -> bool {
+        let start = Instant::now();
+        let mut events = Events::with_capacity(64);
+        loop {
+            if done(&self.up) {
+                return true;
+            }
+            let now = Instant::now();
+            if now - start > limit {
+                return false;
+            }
+            let timeout = self
+                .up
+                .next_deadline()
+                .map_or(Duration::from_millis(50), |d| {
+                    d.saturating_duration_since(now)
+                })
+                .min(Duration::from_millis(50));
+            self.poll.poll(&mut events, Some(timeout)).unwrap();
+            let now = Instant::now();
+            for ev in events.iter() {
+                assert!(self.up.owns(ev.token()), "foreign token {:?}", ev.token());
+                self.up.ready(self.poll.registry(), ev.token(), now);
+            }
+            self.up.tick(self.poll.registry(), now);
+        }
+    }
+
+    fn push_cycle(&mut self, fingers: &[String], unix: f64) {
+        let paths = ["base.cpu", "base.memory", "base.vmem.used"];
+        let list: Vec<(&str, &str, f64)> = fingers
+            .iter()
+            .flat_map(|f| paths.iter().map(move |p| (f.as_str(), *p, 2.5)))
+            .collect();
+        self.up.push_samples(unix, list);
+    }
+}
+
+fn series_samples(reqs: &[Recorded]) -> usize {
+    reqs.iter()
+        .filter(|r| r.path.ends_with("/series") && r.method == "POST")
+        .map(|r| {
+            String::from_utf8_lossy(&r.body)
+                .matches("\"name\":")
+                .count()
+        })
+        .sum()
+}
+
+// ---------------------------------------------------------------- tests
+
+#[test]
+fn registers_tags_and_ships_over_tls_with_keep_alive() {
+    let tmp = TempFiles::new("happy");
+    let pki = pki(&["localhost"]);
+    let backend = Backend::start(&pki, ok_responder());
+    let server = format!("https://localhost:{}", backend.addr.port());
+    let mut agent = Agent::new(settings(&tmp, &server, &pki.ca_pem, &[]));
+    assert!(agent.run_until(Duration::from_secs(5), |_| !backend.requests().is_empty()));
+
+    let c = container(1);
+    let started = Instant::now();
+    agent
+        .up
+        .container_started(&c, vec!["nginx:2".into()], started);
+    let ping_path = format!("/agents/{}/ping", c.fingerprint);
+    assert!(agent.run_until(Duration::from_secs(5), |_| {
+        backend.requests().iter().any(|r| r.path == ping_path)
+    }));
+    let ping = backend
+        .requests()
+        .into_iter()
+        .find(|r| r.path == ping_path)
+        .unwrap();
+    assert!(
+        ping.at - started < Duration::from_secs(1),
+        "registered {:?} after start",
+        ping.at - started
+    );
+
+    let fingers = vec![c.fingerprint.clone(), host().finger];
+    for cycle in 0..3 {
+        agent.push_cycle(&fingers, 1_700_000_000.0 + f64::from(cycle) * 10.0);
+        assert!(agent.run_until(Duration::from_secs(5), |up| {
+            let c = up.core().counts(Endpoint::Series).unwrap();
+            c.buffered == 0
+        }));
+    }
+    let reqs = backend.requests();
+    assert_eq!(series_samples(&reqs), 3 * 2 * 3);
+    let counts = agent.up.core().counts(Endpoint::Series).unwrap();
+    assert_eq!((counts.produced, counts.delivered), (18, 18));
+    assert!(reqs
+        .iter()
+        .any(|r| r.method == "PUT" && r.path == format!("/agents/{}/tags", c.fingerprint)));
+    for r in &reqs {
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Bearer {KEY}").as_str())
+        );
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert!(!r.path.contains(KEY) && !String::from_utf8_lossy(&r.body).contains(KEY));
+        assert!(r.headers.iter().filter(|(_, v)| v.contains(KEY)).count() == 1);
+    }
+    // Keep-alive: at most one connection per in-flight slot.
+    assert!(backend.connections.load(Ordering::SeqCst) <= 3);
+    let mut text = Vec::new();
+    agent.up.write_prometheus(&mut text);
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("outlyer_agent_delivered_samples_total{sink=\"series\"} 18\n"));
+    assert!(!text.contains(KEY));
+}
+
+#[test]
+fn certificate_for_another_host_is_refused_and_nothing_is_sent() {
+    let tmp = TempFiles::new("wronghost");
+    let pki = pki(&["other.example"]);
+    let backend = Backend::start(&pki, ok_responder());
+    let server = format!("https://localhost:{}", backend.addr.port());
+    let mut agent = Agent::new(settings(&tmp, &server, &pki.ca_pem, &[]));
+    assert!(agent.run_until(Duration::from_secs(5), |up| up
+        .core()
+        .failures(Endpoint::Api)
+        >= 1));
+    assert!(backend.requests().is_empty());
+    assert!(backend.connections.load(Ordering::SeqCst) >= 1);
+    assert!(backend.handshake_failures.load(Ordering::SeqCst) >= 1);
+    assert_eq!(agent.up.core().api_counts().pings, 0);
+}
+
+#[test]
+fn self_signed_certificate_is_refused_and_nothing_is_sent() {
+    let tmp = TempFiles::new("selfsigned");
+    let pki = self_signed(&["localhost"]);
+    let backend = Backend::start(&pki, ok_responder());
+    let server = format!("https://localhost:{}", backend.addr.port());
+    // No CA file: only the compiled-in public roots are trusted.
+    let mut agent = Agent::new(settings(&tmp, &server, "", &[]));
+    assert!(agent.run_until(Duration::from_secs(5), |up| up
+        .core()
+        .failures(Endpoint::Api)
+        >= 1));
+    assert!(backend.requests().is_empty());
+    assert!(backend.handshake_failures.load(Ordering::SeqCst) >= 1);
+}
+
+#[test]
+fn server_that_never_speaks_tls_times_out() {
+    let tmp = TempFiles::new("silent");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let h2 = held.clone();
+    thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            h2.lock().unwrap().push(s); // accept, keep open, never answer
+        }
+    });
+    let server = format!("https://localhost:{port}");
+    let mut agent = Agent::new(settings(&tmp, &server, "", &[]));
+    let start = Instant::now();
+    assert!(agent.run_until(Duration::from_secs(5), |up| up
+        .core()
+        .failures(Endpoint::Api)
+        >= 1));
+    let took = start.elapsed();
+    // The handshake timeout (0.8 s here) fired, not the request timeout.
+    assert!(
+        took >= Duration::from_millis(700) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    assert!(!held.lock().unwrap().is_empty());
+}
+
+#[test]
+fn backend_down_then_back_over_real_sockets() {
+    let tmp = TempFiles::new("outage");
+    let pki = pki(&["localhost"]);
+    // Reserve a port, then close it: connections are refused.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = format!("https://localhost:{port}");
+    let mut agent = Agent::new(settings(&tmp, &server, &pki.ca_pem, &[]));
+    let fingers = vec![host().finger];
+    let t0 = Instant::now();
+    let mut cycle = 0;
+    // 3 s of outage with a cycle every second.
+    while t0.elapsed() < Duration::from_secs(3) {
+        agent.push_cycle(&fingers, 1_700_000_000.0 + f64::from(cycle));
+        cycle += 1;
+        agent.run_until(Duration::from_secs(1), |_| false);
+    }
+    let c = agent.up.core().counts(Endpoint::Series).unwrap();
+    assert_eq!((c.delivered, c.buffered), (0, c.produced));
+    assert!(agent.up.core().failures(Endpoint::Series) >= 1);
+    let backend = Backend::start_on(
+        TcpListener::bind(("127.0.0.1", port)).unwrap(),
+        &pki,
+        ok_responder(),
+    );
+    assert!(agent.run_until(Duration::from_secs(20), |up| {
+        up.core().counts(Endpoint::Series).unwrap().buffered == 0
+    }));
+    let c = agent.up.core().counts(Endpoint::Series).unwrap();
+    assert!(c.balances());
+    assert_eq!((c.delivered, c.dropped()), (c.produced, 0));
+    assert_eq!(series_samples(&backend.requests()) as u64, c.produced);
+}
+
+#[test]
+fn retry_after_header_is_read_from_a_real_response() {
+    let tmp = TempFiles::new("retryafter");
+    let pki = pki(&["localhost"]);
+    let served_503 = Arc::new(AtomicBool::new(false));
+    let s2 = served_503.clone();
+    let backend = Backend::start(
+        &pki,
+        Box::new(move |r: &Recorded| {
+            if r.path.ends_with("/series") && !s2.swap(true, Ordering::SeqCst) {
+                return (503, vec![("Retry-After".into(), "2".into())], Vec::new());
+            }
+            (200, vec![], b"[]".to_vec())
+        }),
+    );
+    let server = format!("https://localhost:{}", backend.addr.port());
+    let mut agent = Agent::new(settings(&tmp, &server, &pki.ca_pem, &[]));
+    agent.push_cycle(&[host().finger], 1_700_000_000.0);
+    assert!(agent.run_until(Duration::from_secs(6), |up| {
+        up.core().counts(Endpoint::Series).unwrap().delivered == 3
+    }));
+    let series: Vec<Instant> = backend
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/series"))
+        .map(|r| r.at)
+        .collect();
+    assert_eq!(series.len(), 2);
+    let gap = series[1] - series[0];
+    assert!(
+        gap >= Duration::from_millis(1900) && gap < Duration::from_millis(3500),
+        "{gap:?}"
+    );
+}
+
+#[test]
+fn a_400_on_a_batch_is_dropped_and_counted() {
+    let tmp = TempFiles::new("400");
+    let pki = pki(&["localhost"]);
+    let backend = Backend::start(
+        &pki,
+        Box::new(|r: &Recorded| {
+            if r.path.ends_with("/series") {
+                (400, vec![], b"{\"error\":\"bad\"}".to_vec())
+            } else {
+                (200, vec![], b"[]".to_vec())
+            }
+        }),
+    );
+    let server = format!("https://localhost:{}", backend.addr.port());
+    let mut agent = Agent::new(settings(&tmp, &server, &pki.ca_pem, &[]));
+    agent.push_cycle(&[host().finger], 1_700_000_000.0);
+    assert!(agent.run_until(Duration::from_secs(5), |up| {
+        up.core().counts(Endpoint::Series).unwrap().dropped_rejected == 3
+    }));
+    let c = agent.up.core().counts(Endpoint::Series).unwrap();
+    assert!(c.balances() && c.buffered == 0 && c.delivered == 0);
+    // Dropped, not retried.
+    agent.run_until(Duration::from_millis(1500), |_| false);
+    assert_eq!(
+        backend
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/series"))
+            .count(),
+        1
+    );
+}
+
+fn proxied(
+    auth_required: Option<&'static str>,
+    proxy_userinfo: &str,
+) -> (Backend, FakeProxy, Agent, TempFiles) {
+    let tmp = TempFiles::new("proxy");
+    let pki = pki(&["backend.test"]);
+    let backend = Backend::start(&pki, ok_responder());
+    let proxy = start_proxy(backend.addr, auth_required);
+    // backend.test is in no hosts file and there is no nameserver: only
+    // the proxy can reach it.
+    let server = format!("https://backend.test:{}", backend.addr.port());
+    let s = settings(
+        &tmp,
+        &server,
+        &pki.ca_pem,
+        &[(
+            "HTTPS_PROXY",
+            format!("http://{proxy_userinfo}127.0.0.1:{}", proxy.addr.port()),
+        )],
+    );
+    let agent = Agent::new(s);
+    (backend, proxy, agent, tmp)
+}
+
+#[test]
+fn through_a_connect_proxy_without_auth() {
+    let (backend, proxy, mut agent, _tmp) = proxied(None, "");
+    assert!(
+        agent.run_until(Duration::from_secs(5), |up| up.core().api_counts().pings
+            >= 1)
+    );
+    let seen = proxy.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen[0],
+        (format!("backend.test:{}", backend.addr.port()), None)
+    );
+    assert_eq!(
+        backend.requests()[0].header("host"),
+        Some(format!("backend.test:{}", backend.addr.port()).as_str())
+    );
+}
+
+#[test]
+fn through_a_connect_proxy_with_basic_auth() {
+    let (backend, proxy, mut agent, _tmp) = proxied(Some("Basic dXNlcjpwQHNz"), "user:p%40ss@");
+    assert!(
+        agent.run_until(Duration::from_secs(5), |up| up.core().api_counts().pings
+            >= 1)
+    );
+    assert_eq!(
+        proxy.seen.lock().unwrap()[0].1.as_deref(),
+        Some("Basic dXNlcjpwQHNz")
+    );
+    assert!(!backend.requests().is_empty());
+    // The proxy credentials never reach the backend.
+    assert!(backend.requests()[0]
+        .header("proxy-authorization")
+        .is_none());
+
+    let (backend, proxy, mut agent, _tmp) = proxied(Some("Basic dXNlcjpwQHNz"), "user:wrong@");
+    assert!(agent.run_until(Duration::from_secs(5), |up| up
+        .core()
+        .failures(Endpoint::Api)
+        >= 1));
+    assert!(backend.requests().is_empty());
+    assert_eq!(proxy.seen.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn no_proxy_goes_direct() {
+    let tmp = TempFiles::new("noproxy");
+    let pki = pki(&["localhost"]);
+    let backend = Backend::start(&pki, ok_responder());
+    let proxy = start_proxy(backend.addr, None);
+    let server = format!("https://localhost:{}", backend.addr.port());
+    let proxy_url = format!("http://127.0.0.1:{}", proxy.addr.port());
+    for no_proxy in ["localhost", ".localhost", "*", "127.0.0.0/8,localhost"] {
+        let s = settings(
+            &tmp,
+            &server,
+            &pki.ca_pem,
+            &[
+                ("https_proxy", proxy_url.clone()),
+                ("no_proxy", no_proxy.into()),
+            ],
+        );
+        let mut agent = Agent::new(s);
+        let before = backend.requests().len();
+        assert!(
+            agent.run_until(Duration::from_secs(5), |_| backend.requests().len()
+                > before)
+        );
+        assert!(proxy.seen.lock().unwrap().is_empty(), "NO_PROXY={no_proxy}");
+    }
+    // And a non-matching NO_PROXY does use the proxy.
+    let s = settings(
+        &tmp,
+        &server,
+        &pki.ca_pem,
+        &[
+            ("https_proxy", proxy_url),
+            ("NO_PROXY", "example.com,localhost:1".into()),
+        ],
+    );
+    let mut agent = Agent::new(s);
+    assert!(
+        agent.run_until(Duration::from_secs(5), |up| up.core().api_counts().pings
+            >= 1)
+    );
+    assert_eq!(proxy.seen.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn names_resolved_by_the_in_loop_resolver() {
+    let tmp = TempFiles::new("dns");
+    let pki = pki(&["backend.test"]);
+    let backend = Backend::start(&pki, ok_responder());
+    let (ns, queries) = start_nameserver();
+    let server = format!("https://backend.test:{}", backend.addr.port());
+    let mut s = settings(&tmp, &server, &pki.ca_pem, &[]);
+    s.nameservers = Some(vec![ns]);
+    let mut agent = Agent::new(s);
+    agent.push_cycle(&[host().finger], 1_700_000_000.0);
+    assert!(agent.run_until(Duration::from_secs(5), |up| {
+        up.core().api_counts().pings >= 1
+            && up.core().counts(Endpoint::Series).unwrap().delivered == 3
+    }));
+    // Two endpoints, one name: answered from the cache after the first query.
+    assert_eq!(queries.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn shutdown_deregisters_and_is_bounded() {
+    let tmp = TempFiles::new("shutdown");
+    let pki = pki(&["localhost"]);
+    let backend = Backend::start(&pki, ok_responder());
+    let server = format!("https://localhost:{}", backend.addr.port());
+    let mut agent = Agent::new(settings(&tmp, &server, &pki.ca_pem, &[]));
+    let cs: Vec<ContainerInfo> = (1..=3).map(container).collect();
+    for c in &cs {
+        agent.up.container_started(c, vec![], Instant::now());
+    }
+    assert!(
+        agent.run_until(Duration::from_secs(5), |up| up.core().api_counts().pings
+            >= 4)
+    );
+    agent.push_cycle(&[cs[0].fingerprint.clone()], 1_700_000_000.0);
+    let t = Instant::now();
+    agent.up.shutdown(agent.poll.registry(), t);
+    assert!(agent.run_until(Duration::from_secs(5), |up| up.is_shutdown_complete()));
+    assert!(t.elapsed() < Duration::from_secs(2));
+    let reqs = backend.requests();
+    for c in &cs {
+        let path = format!("/agents/{}/deregister", c.fingerprint);
+        assert!(
+            reqs.iter().any(|r| r.method == "POST" && r.path == path),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        agent.up.core().counts(Endpoint::Series).unwrap().delivered,
+        3
+    );
+
+    // A backend that accepts and never answers: still done within 5 s.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let mut s = settings(&tmp, &format!("https://localhost:{port}"), &pki.ca_pem, &[]);
+    s.handshake_timeout = Duration::from_secs(30);
+    s.request_timeout = Duration::from_secs(30);
+    let mut agent = Agent::new(s);
+    agent.up.container_started(&cs[0], vec![], Instant::now());
+    agent.run_until(Duration::from_millis(300), |_| false);
+    let t = Instant::now();
+    agent.up.shutdown(agent.poll.registry(), t);
+    assert!(agent.run_until(Duration::from_secs(6), |up| up.is_shutdown_complete()));
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_secs(4) && took <= Duration::from_secs(5),
+        "{took:?}"
+    );
+}
