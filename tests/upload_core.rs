@@ -556,3 +556,25 @@ fn graphite_batches_are_delivered_when_written() {
     let c = core.counts(Endpoint::Graphite).unwrap();
     assert_eq!((c.produced, c.delivered), (1, 1));
 }
+
+#[test]
+fn a_past_retry_time_is_no_deadline_once_handled() {
+    let t0 = Instant::now();
+    let mut core = Core::new(&settings(&[]), host(), 5, t0);
+    // Fill both API slots, fail one: it waits for backoff.
+    let a = core.poll_request(Endpoint::Api, t0);
+    assert!(a.is_some());
+    core.container_started(&container(1), vec![]);
+    let b = core.poll_request(Endpoint::Api, t0).unwrap();
+    core.handle_outcome(b.id, Outcome::Failed("x".into()), t0);
+    let retry_at = core.poll_timeout().unwrap();
+    assert!(retry_at <= t0 + Duration::from_millis(500));
+    // Past the retry time, the remaining slot takes it; with the slots
+    // full again the deadline is the sync timer, not the past instant.
+    let later = t0 + Duration::from_secs(1);
+    core.handle_timeout(later);
+    let c = core.poll_request(Endpoint::Api, later).unwrap();
+    assert_eq!(c.bytes, b.bytes);
+    assert!(core.poll_request(Endpoint::Api, later).is_none());
+    assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(10)));
+}

@@ -901,3 +901,64 @@ fn shutdown_deregisters_and_is_bounded() {
         "{took:?}"
     );
 }
+
+#[test]
+fn graphite_over_tls_lines_arrive() {
+    let tmp = TempFiles::new("graphite-tls");
+    let pki = pki(&["localhost"]);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cfg = server_config(&pki);
+    let lines = Arc::new(Mutex::new(String::new()));
+    let l2 = lines.clone();
+    thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let (cfg, lines) = (cfg.clone(), l2.clone());
+            thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(cfg).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, s);
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = tls.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    lines
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+    });
+    // The agent API is down; Graphite is independent of it.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = settings(
+        &tmp,
+        &format!("https://localhost:{dead}"),
+        &pki.ca_pem,
+        &[
+            ("DATALOOP_GRAPHITE", format!("tls://localhost:{port}")),
+            ("DATALOOP_SERIES_URL", String::new()),
+        ],
+    );
+    assert!(s.series.is_none());
+    let mut agent = Agent::new(s);
+    agent.push_cycle(&[host().finger], 1_700_000_000.0);
+    agent.push_cycle(&[host().finger], 1_700_000_010.0);
+    let want = format!(
+        "{f}.base.cpu 2.5 1700000000\n{f}.base.memory 2.5 1700000000\n{f}.base.vmem.used 2.5 1700000000\n\
+         {f}.base.cpu 2.5 1700000010\n{f}.base.memory 2.5 1700000010\n{f}.base.vmem.used 2.5 1700000010\n",
+        f = host().finger
+    );
+    assert!(
+        agent.run_until(Duration::from_secs(5), |_| lines.lock().unwrap().len()
+            >= want.len())
+    );
+    assert_eq!(*lines.lock().unwrap(), want);
+    let c = agent.up.core().counts(Endpoint::Graphite).unwrap();
+    assert_eq!((c.produced, c.delivered), (6, 6));
+}

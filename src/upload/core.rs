@@ -624,6 +624,13 @@ impl Core {
 
     /// Runs the sync timer and the shutdown bound.
     pub fn handle_timeout(&mut self, now: Instant) {
+        // A wait that is over is no deadline any more (else a busy
+        // endpoint would make the loop spin on a past instant).
+        for s in &mut self.endpoints {
+            if s.not_before.is_some_and(|t| t <= now) {
+                s.not_before = None;
+            }
+        }
         if let Some(deadline) = self.shutdown_deadline {
             if now >= deadline {
                 self.shutdown_expired = true;
