@@ -180,6 +180,9 @@ struct State {
     flavor: Flavor,
     /// Write every reply one byte at a time.
     drip: bool,
+    /// Close every connection right after a reply, without announcing it
+    /// (an idle keep-alive connection dropped by the daemon).
+    close_after_reply: bool,
     /// Answer every request with garbage and close.
     garbage: bool,
     /// Answer the next N `/containers/json` with a plain-text 500.
@@ -215,6 +218,7 @@ impl FakeDocker {
         let state = Arc::new(Mutex::new(State {
             flavor,
             drip: false,
+            close_after_reply: false,
             garbage: false,
             fail_lists: 0,
             vanished: HashSet::new(),
@@ -291,8 +295,13 @@ impl FakeDocker {
     }
 
     fn emit(&self, c: &FakeContainer, action: &str) {
+        let flavor = self.with(|s| s.flavor);
+        self.emit_raw(&event_line(flavor, c, action));
+    }
+
+    /// Sends `line` as one event (one chunk) to every subscriber.
+    fn emit_raw(&self, line: &str) {
         let mut s = self.state.lock().unwrap();
-        let line = event_line(s.flavor, c, action);
         let (flavor, drip) = (s.flavor, s.drip);
         s.subscribers.retain_mut(|sub| {
             let mut out = Vec::new();
@@ -309,6 +318,13 @@ impl FakeDocker {
             }
             write_out(&mut sub.stream, &out, drip).is_ok()
         });
+    }
+
+    fn events_requests(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| path_of(&r.line).ends_with("/events"))
+            .count()
     }
 
     fn requests(&self) -> Vec<Recorded> {
@@ -830,6 +846,7 @@ fn handle(line: &str, state: &Arc<Mutex<State>>, conn: &mut UnixStream) -> Next 
     let mut s = state.lock().unwrap();
     let flavor = s.flavor;
     let drip = s.drip;
+    let close_after_reply = s.close_after_reply;
     if s.garbage {
         let g = GARBAGE[(s.garbage_sent % 3) as usize];
         s.garbage_sent += 1;
@@ -966,7 +983,7 @@ fn handle(line: &str, state: &Arc<Mutex<State>>, conn: &mut UnixStream) -> Next 
     } else {
         out
     };
-    if write_out(conn, &out, drip).is_err() || http10 {
+    if write_out(conn, &out, drip).is_err() || http10 || close_after_reply {
         return Next::Close;
     }
     Next::Keep
@@ -1188,7 +1205,7 @@ fn docker_17_api_119_is_negotiated_and_followed() {
         "agent never subscribed to /events; requests: {:#?}",
         fake.requests()
     );
-    thread::sleep(Duration::from_millis(1500));
+    thread::sleep(Duration::from_millis(2500));
     let second = fake.start_container(&unique_name("old-b"), "redis:3.0");
     let t = wait_shown(&agent, &second.name, Duration::from_secs(3));
     assert!(
@@ -1202,6 +1219,11 @@ fn docker_17_api_119_is_negotiated_and_followed() {
         "dead container still listed {t:?} after its die event"
     );
     assert!(agent.is_running());
+    assert_eq!(
+        fake.events_requests(),
+        1,
+        "the agent re-opened /events: a silent old-daemon stream must not time out"
+    );
     fake.assert_requests_well_formed(&agent);
 }
 
@@ -1287,6 +1309,45 @@ fn plain_text_500_on_list_is_retried() {
 }
 
 #[test]
+fn connections_closed_after_each_reply_are_retried() {
+    let mut fake = FakeDocker::start(Flavor::Docker17);
+    fake.with(|s| s.close_after_reply = true);
+    let names: Vec<String> = (0..3)
+        .map(|i| {
+            fake.add(&unique_name(&format!("close{i}")), "busybox:1.0")
+                .name
+        })
+        .collect();
+    let mut agent = agent_for(&fake);
+    for name in &names {
+        wait_shown(&agent, name, SHOW);
+    }
+    wait_until(Duration::from_secs(5), POLL, || fake.subscribers() >= 1)
+        .expect("agent subscribed to events");
+    let later = fake.start_container(&unique_name("close-ev"), "busybox:1.0");
+    wait_shown(&agent, &later.name, Duration::from_secs(3));
+    assert!(agent.is_running());
+    fake.assert_requests_well_formed(&agent);
+}
+
+#[test]
+fn malformed_event_line_does_not_lose_later_events() {
+    let mut fake = FakeDocker::start(Flavor::Docker29);
+    let first = fake.add(&unique_name("badev-a"), "nginx:1.27");
+    let mut agent = agent_for(&fake);
+    wait_shown(&agent, &first.name, SHOW);
+    wait_until(Duration::from_secs(5), POLL, || fake.subscribers() >= 1)
+        .expect("agent subscribed to events");
+    fake.emit_raw("{\"Type\":\"container\",\"Action\":\n");
+    fake.emit_raw("\u{1e}not json at all]\n");
+    let second = fake.start_container(&unique_name("badev-b"), "nginx:1.27");
+    // Either the stream goes on or the agent reconnects and re-lists.
+    wait_shown(&agent, &second.name, Duration::from_secs(10));
+    assert!(agent.is_running());
+    assert!(has_container(&agent.metrics(), &first.name));
+}
+
+#[test]
 fn replies_dripped_one_byte_at_a_time_are_parsed() {
     let mut fake = FakeDocker::start(Flavor::Docker17);
     fake.with(|s| s.drip = true);
@@ -1330,6 +1391,18 @@ fn garbage_replies_are_logged_and_survived() {
         !agent.stderr().trim().is_empty(),
         "agent logged nothing about garbage replies"
     );
+    // Reconnects back off: a daemon that keeps answering garbage is not
+    // hammered (a doubling backoff from 100 ms makes about 7 attempts in 6 s).
+    let start = Instant::now();
+    let before = fake.with(|s| s.connections);
+    thread::sleep(Duration::from_secs(6));
+    let attempts = fake.with(|s| s.connections) - before;
+    assert!(
+        attempts <= 20,
+        "{attempts} connections in {:?} to a daemon answering garbage: reconnects do not back off",
+        start.elapsed()
+    );
+    assert!(agent.is_running(), "agent exited on garbage");
 
     fake.with(|s| s.garbage = false);
     wait_shown(&agent, &c.name, Duration::from_secs(35));
