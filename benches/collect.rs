@@ -53,7 +53,7 @@ fn measure(c: &mut Collector, cycles: u64, t0: Instant) -> Figures {
     }
 }
 
-fn report(label: &str, f: &Figures, quiet: bool) {
+fn report(label: &str, f: &Figures) {
     let per = |v: f64| v / f.containers.max(1) as f64;
     let line = format!(
         "{label}: containers={} cycles={} wall/cycle={:.1}us cpu/cycle={:.1}us wall/container={:.2}us cpu/container={:.2}us rss={}KiB",
@@ -65,25 +65,34 @@ fn report(label: &str, f: &Figures, quiet: bool) {
         per(f.cpu_per_cycle_us),
         rss_kib()
     );
-    if quiet {
-        println!("{line}");
-    } else {
-        println!("{line}");
-    }
+    println!("{line}");
 }
 
 fn synthetic(layout: TreeLayout, n: usize, cycles: u64, quiet: bool) {
     let host = SyntheticHost::create(TreeOptions::new(layout, n)).expect("synthetic tree");
+    let infos: Vec<ContainerInfo> = (0..n).map(|i| host.container_info(i)).collect();
+    let rss0 = rss_kib();
     let mut c = Collector::new(host.rootfs(), "bench");
     let t0 = Instant::now();
-    for i in 0..n {
-        c.track(&host.container_info(i), t0, 0.0);
+    for info in &infos {
+        c.track(info, t0, 0.0);
     }
     let f = measure(&mut c, cycles, t0);
-    report(&format!("synthetic {layout:?}"), &f, quiet);
+    assert_eq!(c.published(), n, "every container read");
+    report(&format!("synthetic {layout:?}"), &f);
+    if quiet {
+        return;
+    }
+    println!(
+        "  collector memory: RSS grew {} KiB for {n} containers ({} open fds)",
+        rss_kib().saturating_sub(rss0),
+        std::fs::read_dir("/proc/self/fd")
+            .map(|d| d.count())
+            .unwrap_or(0)
+    );
 }
 
-fn real(rootfs: &Path, list: &Path, cycles: u64, quiet: bool) {
+fn real(rootfs: &Path, list: &Path, cycles: u64) {
     let text = std::fs::read_to_string(list).expect("containers file");
     let mut c = Collector::new(rootfs, "bench");
     let t0 = Instant::now();
@@ -112,7 +121,7 @@ fn real(rootfs: &Path, list: &Path, cycles: u64, quiet: bool) {
     }
     let f = measure(&mut c, cycles, t0);
     assert_eq!(c.published(), c.len(), "every container read");
-    report("real", &f, quiet);
+    report("real", &f);
 }
 
 fn main() {
@@ -127,7 +136,7 @@ fn main() {
     let cycles: Option<u64> = arg("--cycles").and_then(|v| v.parse().ok());
     if let Some(list) = arg("--containers-file") {
         let rootfs = PathBuf::from(arg("--rootfs").unwrap_or_else(|| "/".into()));
-        real(&rootfs, Path::new(&list), cycles.unwrap_or(200), quiet);
+        real(&rootfs, Path::new(&list), cycles.unwrap_or(200));
         return;
     }
     let sizes: Vec<usize> = match arg("--containers") {

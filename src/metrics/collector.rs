@@ -6,7 +6,7 @@ use super::files::{Outcome, ReadBuf, Src};
 use super::outlyer::{container_values, host_values, HostContext, Values};
 use super::reading::*;
 use crate::cgroup::mounts::{self, Hierarchies, Layout};
-use crate::cgroup::parse as cg;
+use crate::cgroup::parse::{self as cg, Limit};
 use crate::cgroup::resolve::{self, CgroupDirs};
 use crate::procfs::parse as pp;
 use crate::registry::ContainerInfo;
@@ -42,16 +42,7 @@ mod f {
     pub const NET_DEV: usize = 14;
     pub const TCP: usize = 15;
     pub const TCP6: usize = 16;
-    // Spec files.
-    /// v1 `memory.limit_in_bytes` / v2 `memory.max`.
-    pub const MEM_LIMIT: usize = 17;
-    /// v1 `memory.memsw.limit_in_bytes` / v2 `memory.swap.max`.
-    pub const SWAP_LIMIT: usize = 18;
-    /// v1 `cpu.cfs_quota_us` / v2 `cpu.max`.
-    pub const CPU_QUOTA: usize = 19;
-    pub const CPU_PERIOD: usize = 20;
-    pub const PIDS_MAX: usize = 21;
-    pub const COUNT: usize = 22;
+    pub const COUNT: usize = 17;
 }
 
 /// Spec files are re-read every this many cycles (and on `update_info`).
@@ -71,11 +62,10 @@ pub(super) struct Tracked {
     pub dirs: Option<CgroupDirs>,
     files: Vec<Src>,
     pub cur: Reading,
-    prev: Reading,
+    prev: RateBase,
     pub spec: Spec,
     /// Exponential load averages: 10 s, 1, 5, 15 min.
     pub load: [f64; 4],
-    pub values: Values,
     /// The latest cycle produced a reading (series are published).
     pub ok: bool,
     /// The cgroup vanished; re-resolve before reading again.
@@ -109,6 +99,7 @@ pub struct Collector {
     pub(super) last_cycle_secs: Option<f64>,
     cycle: u64,
     logged_swap_off: bool,
+    logged_fd_limit: bool,
 }
 
 fn escape_label_value(out: &mut String, v: &str) {
@@ -208,6 +199,7 @@ impl Collector {
             last_cycle_secs: None,
             cycle: 0,
             logged_swap_off: false,
+            logged_fd_limit: false,
         }
     }
 
@@ -232,10 +224,9 @@ impl Collector {
                 dirs: None,
                 files: Vec::new(),
                 cur: Reading::default(),
-                prev: Reading::default(),
+                prev: RateBase::default(),
                 spec: Spec::default(),
                 load: [0.0; 4],
-                values: Values::default(),
                 ok: false,
                 gone: true,
                 retry_at: 0,
@@ -267,7 +258,13 @@ impl Collector {
             t.labels = build_labels(&d.path, &t.info);
         }
         if !t.gone {
-            read_spec(t, &mut self.buf, self.hier.layout == Layout::V2);
+            read_spec(
+                t,
+                &mut self.buf,
+                &mut self.path_buf,
+                self.hier.layout == Layout::V2,
+                self.hier.memory_enabled,
+            );
         }
     }
 
@@ -307,7 +304,13 @@ impl Collector {
         let host = self.host.cur;
         let t = &mut self.containers[i];
         if cycle % SPEC_EVERY == 0 {
-            read_spec(t, &mut self.buf, v2);
+            read_spec(
+                t,
+                &mut self.buf,
+                &mut self.path_buf,
+                v2,
+                self.hier.memory_enabled,
+            );
         }
         match read_container(t, &mut self.buf, &mut self.path_buf, &self.rootfs_str, v2) {
             Some(mut r) => {
@@ -315,13 +318,8 @@ impl Collector {
                 r.host_ticks = host.docker_ticks;
                 r.online_cpus = host.online_cpus;
                 update_load(&mut t.load, r.runnable, t.cur.at, now);
-                t.prev = t.cur;
+                t.prev = RateBase::of(&t.cur);
                 t.cur = r;
-                let ctx = HostContext {
-                    mem_total: host.mem_total,
-                    swap_total: host.swap_total,
-                };
-                container_values(&mut t.values, &t.cur, &t.prev, &t.spec, &t.load, &ctx);
                 t.ok = true;
                 t.last_seen = unix_secs;
             }
@@ -332,7 +330,7 @@ impl Collector {
                 t.retry_at = cycle + 1;
                 t.retries = 0;
                 t.cur = Reading::default();
-                t.prev = Reading::default();
+                t.prev = RateBase::default();
             }
         }
     }
@@ -376,12 +374,26 @@ impl Collector {
         t.gone = false;
         t.retries = 0;
         t.load = [0.0; 4];
-        read_spec(t, &mut self.buf, v2);
+        read_spec(
+            t,
+            &mut self.buf,
+            &mut self.path_buf,
+            v2,
+            self.hier.memory_enabled,
+        );
+        if super::files::take_fd_exhausted() && !self.logged_fd_limit {
+            self.logged_fd_limit = true;
+            log_line(format_args!(
+                "out of file descriptors opening container {}'s files: some metrics are missing; \
+                 raise the open-files limit (ulimit -n, about 20 per container)",
+                t.info.short_id()
+            ));
+        }
         if !v2
             && self.hier.memory_enabled
             && !self.logged_swap_off
             && t.files[f::MEM_USAGE].is_open()
-            && !t.files[f::SWAP_LIMIT].is_open()
+            && t.spec.swap_limit.is_none()
         {
             self.logged_swap_off = true;
             log_line(format_args!(
@@ -402,8 +414,15 @@ impl Collector {
         self.host
             .values
             .for_each(|path, v| f(&self.host_finger, path, v));
+        // Derived on demand from the latest reading and the previous one's rate base.
+        let ctx = HostContext {
+            mem_total: self.host.cur.mem_total,
+            swap_total: self.host.cur.swap_total,
+        };
+        let mut values = Values::default();
         for t in self.containers.iter().filter(|t| t.ok) {
-            t.values.for_each(|path, v| f(&t.info.fingerprint, path, v));
+            container_values(&mut values, &t.cur, &t.prev, &t.spec, &t.load, &ctx);
+            values.for_each(|path, v| f(&t.info.fingerprint, path, v));
         }
     }
 
@@ -458,29 +477,21 @@ fn open_files(
             set(f::MEM_STAT, u, "memory.stat");
             set(f::MEM_OOM, u, "memory.events");
             set(f::SWAP_CURRENT, u, "memory.swap.current");
-            set(f::MEM_LIMIT, u, "memory.max");
-            set(f::SWAP_LIMIT, u, "memory.swap.max");
         }
         set(f::BLK_BYTES, u, "io.stat");
         set(f::PIDS_CURRENT, u, "pids.current");
-        set(f::PIDS_MAX, u, "pids.max");
         set(f::PROCS, u, "cgroup.procs");
         set(f::TASKS, u, "cgroup.threads");
-        set(f::CPU_QUOTA, u, "cpu.max");
     } else {
         set(f::CPUACCT_USAGE, &d.cpuacct, "cpuacct.usage");
         set(f::CPUACCT_STAT, &d.cpuacct, "cpuacct.stat");
         set(f::CPU_STAT, &d.cpu, "cpu.stat");
-        set(f::CPU_QUOTA, &d.cpu, "cpu.cfs_quota_us");
-        set(f::CPU_PERIOD, &d.cpu, "cpu.cfs_period_us");
         if memory {
             set(f::MEM_USAGE, &d.memory, "memory.usage_in_bytes");
             set(f::MEM_MAX_USAGE, &d.memory, "memory.max_usage_in_bytes");
             set(f::MEM_FAILCNT, &d.memory, "memory.failcnt");
             set(f::MEM_STAT, &d.memory, "memory.stat");
             set(f::MEM_OOM, &d.memory, "memory.oom_control");
-            set(f::MEM_LIMIT, &d.memory, "memory.limit_in_bytes");
-            set(f::SWAP_LIMIT, &d.memory, "memory.memsw.limit_in_bytes");
         }
         // What `docker stats` reads: CFQ recursive files when they carry data, else throttle.
         let cfq = d
@@ -496,7 +507,6 @@ fn open_files(
             set(f::BLK_IOS, &d.blkio, "blkio.throttle.io_serviced");
         }
         set(f::PIDS_CURRENT, &d.pids, "pids.current");
-        set(f::PIDS_MAX, &d.pids, "pids.max");
         let procs_dir = if d.cpuacct.is_some() {
             &d.cpuacct
         } else {
@@ -529,33 +539,67 @@ fn read_u64(buf: &mut ReadBuf, src: &Src) -> Result<Option<u64>, ()> {
     Ok(read(buf, src, false)?.and_then(|b| cg::parse_single_u64(b).ok()))
 }
 
-fn read_spec(t: &mut Tracked, buf: &mut ReadBuf, v2: bool) {
-    let files = &t.files;
-    let limit = |buf: &mut ReadBuf, i: usize| {
-        read(buf, &files[i], false)
-            .ok()
-            .flatten()
-            .and_then(|b| cg::parse_limit(b).ok())
+/// Reads `<dir>/<name>` through a freshly opened fd (spec files are read
+/// rarely, so they hold no fd); the path is built in `path_buf` without allocating.
+fn read_path<'b>(
+    buf: &'b mut ReadBuf,
+    path_buf: &mut String,
+    dir: Option<&Path>,
+    name: &str,
+) -> Option<&'b [u8]> {
+    path_buf.clear();
+    path_buf.push_str(dir?.to_str()?);
+    path_buf.push('/');
+    path_buf.push_str(name);
+    let src = Src::open(Path::new(path_buf.as_str()));
+    match buf.read(&src, false) {
+        Outcome::Ok(n) => Some(buf.bytes(n)),
+        _ => None,
+    }
+}
+
+fn read_limit(
+    buf: &mut ReadBuf,
+    path_buf: &mut String,
+    dir: Option<&Path>,
+    name: &str,
+) -> Option<Limit> {
+    read_path(buf, path_buf, dir, name).and_then(|b| cg::parse_limit(b).ok())
+}
+
+/// Re-reads the limits: at track, on `update_info`, and every [`SPEC_EVERY`] cycles.
+fn read_spec(t: &mut Tracked, buf: &mut ReadBuf, path_buf: &mut String, v2: bool, memory: bool) {
+    let Some(d) = &t.dirs else {
+        return;
     };
     let mut s = Spec {
-        mem_limit: limit(buf, f::MEM_LIMIT),
-        swap_limit: limit(buf, f::SWAP_LIMIT),
         swap_limit_includes_memory: !v2,
-        threads_max: limit(buf, f::PIDS_MAX),
         ..Spec::default()
     };
     if v2 {
-        if let Some(m) = read(buf, &files[f::CPU_QUOTA], false)
-            .ok()
-            .flatten()
-            .and_then(|b| cg::parse_cpu_max(b).ok())
+        let u = d.unified.as_deref();
+        if memory {
+            s.mem_limit = read_limit(buf, path_buf, u, "memory.max");
+            s.swap_limit = read_limit(buf, path_buf, u, "memory.swap.max");
+        }
+        s.threads_max = read_limit(buf, path_buf, u, "pids.max");
+        if let Some(m) =
+            read_path(buf, path_buf, u, "cpu.max").and_then(|b| cg::parse_cpu_max(b).ok())
         {
             s.cpu_quota = Some(m.quota);
             s.cpu_period = Some(m.period);
         }
     } else {
-        s.cpu_quota = limit(buf, f::CPU_QUOTA);
-        s.cpu_period = read_u64(buf, &files[f::CPU_PERIOD]).ok().flatten();
+        if memory {
+            let m = d.memory.as_deref();
+            s.mem_limit = read_limit(buf, path_buf, m, "memory.limit_in_bytes");
+            s.swap_limit = read_limit(buf, path_buf, m, "memory.memsw.limit_in_bytes");
+        }
+        s.threads_max = read_limit(buf, path_buf, d.pids.as_deref(), "pids.max");
+        let cpu = d.cpu.as_deref();
+        s.cpu_quota = read_limit(buf, path_buf, cpu, "cpu.cfs_quota_us");
+        s.cpu_period = read_path(buf, path_buf, cpu, "cpu.cfs_period_us")
+            .and_then(|b| cg::parse_single_u64(b).ok());
     }
     t.spec = s;
 }

@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A source file: open, or known to be missing (never retried until the
 /// container's cgroup is resolved again).
@@ -14,11 +15,24 @@ pub(crate) enum Src {
     Open(File),
 }
 
+/// Set when an open failed for lack of file descriptors (`EMFILE`/`ENFILE`).
+static FD_EXHAUSTED: AtomicBool = AtomicBool::new(false);
+
+/// True (once) when an open failed for lack of file descriptors since the last call.
+pub(crate) fn take_fd_exhausted() -> bool {
+    FD_EXHAUSTED.swap(false, Ordering::Relaxed)
+}
+
 impl Src {
     pub(crate) fn open(path: &Path) -> Src {
         match File::open(path) {
             Ok(f) => Src::Open(f),
-            Err(_) => Src::Missing,
+            Err(e) => {
+                if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
+                    FD_EXHAUSTED.store(true, Ordering::Relaxed);
+                }
+                Src::Missing
+            }
         }
     }
 

@@ -188,11 +188,11 @@ fn vmem(
     out.put(VMEM_AVAILABLE_GB, gb(available as f64));
 }
 
-fn network(out: &mut Values, cur: &Net, prev: Option<&Net>, secs: f64) {
+fn network(out: &mut Values, cur: &[u64; 8], prev: Option<&[u64; 8]>, secs: f64) {
     for (k, &c) in NET_ORDER.iter().enumerate() {
-        out.put(NET_FIRST + k, cur.total[c] as f64);
+        out.put(NET_FIRST + k, cur[c] as f64);
         if let Some(p) = prev {
-            out.put_opt(NET_RATE_FIRST + k, rate(cur.total[c], p.total[c], secs));
+            out.put_opt(NET_RATE_FIRST + k, rate(cur[c], p[c], secs));
         }
     }
     if let Some(v) = out.get(NET_RATE_FIRST) {
@@ -213,7 +213,7 @@ pub(crate) struct HostContext {
 pub(crate) fn container_values(
     out: &mut Values,
     cur: &Reading,
-    prev: &Reading,
+    prev: &RateBase,
     spec: &Spec,
     load: &[f64; 4],
     host: &HostContext,
@@ -263,18 +263,14 @@ pub(crate) fn container_values(
         }
     }
     if let Some(n) = &cur.net {
-        network(
-            out,
-            n,
-            if has_prev { prev.net.as_ref() } else { None },
-            secs,
-        );
+        let p = if has_prev { prev.net.as_ref() } else { None };
+        network(out, &n.total, p, secs);
     }
     if let Some(b) = &cur.blk {
         for k in 0..4 {
             out.put(DISK_FIRST + k, b.total[k] as f64);
             if let (true, Some(p)) = (has_prev, &prev.blk) {
-                out.put_opt(DISK_RATE_FIRST + k, rate(b.total[k], p.total[k], secs));
+                out.put_opt(DISK_RATE_FIRST + k, rate(b.total[k], p[k], secs));
             }
         }
     }
@@ -329,12 +325,8 @@ pub(crate) fn host_values(out: &mut Values, cur: &HostReading, prev: &HostReadin
         }
     }
     if let Some(n) = &cur.net {
-        network(
-            out,
-            n,
-            if secs > 0.0 { prev.net.as_ref() } else { None },
-            secs,
-        );
+        let p = prev.net.as_ref().map(|p| &p.total);
+        network(out, &n.total, if secs > 0.0 { p } else { None }, secs);
     }
     if let Some(l) = cur.load {
         for (k, v) in l.iter().enumerate() {
@@ -376,7 +368,14 @@ mod tests {
             mem_total: Some(1 << 34),
             swap_total: None,
         };
-        container_values(&mut v, &cur, &prev, &Spec::default(), &[0.0; 4], &host);
+        container_values(
+            &mut v,
+            &cur,
+            &RateBase::of(&prev),
+            &Spec::default(),
+            &[0.0; 4],
+            &host,
+        );
         let cpu = v.get(path_index("base.cpu").unwrap()).unwrap();
         assert!((cpu - 50.0).abs() < 1e-9, "{cpu}");
         assert_eq!(v.get(path_index("base.cpu.cores").unwrap()), Some(4.0));
@@ -411,7 +410,14 @@ mod tests {
             mem_total: None,
             swap_total: None,
         };
-        container_values(&mut v, &cur, &prev, &Spec::default(), &[0.0; 4], &host);
+        container_values(
+            &mut v,
+            &cur,
+            &RateBase::of(&prev),
+            &Spec::default(),
+            &[0.0; 4],
+            &host,
+        );
         assert_eq!(v.get(path_index("base.cpu").unwrap()), None);
         assert_eq!(
             v.get(path_index("base.network.bytes_recv_per_sec").unwrap()),
@@ -447,7 +453,7 @@ mod tests {
             swap_total: None,
         };
         let mut v = Values::default();
-        container_values(&mut v, &cur, &Reading::default(), &spec, &[0.0; 4], &host);
+        container_values(&mut v, &cur, &RateBase::default(), &spec, &[0.0; 4], &host);
         assert_eq!(
             v.get(path_index("base.vmem.total").unwrap()),
             Some((64 << 20) as f64)
@@ -461,7 +467,7 @@ mod tests {
         container_values(
             &mut v,
             &cur,
-            &Reading::default(),
+            &RateBase::default(),
             &unlimited,
             &[0.0; 4],
             &host,

@@ -5,9 +5,9 @@ use crate::procfs::parse::TcpStates;
 use std::time::Instant;
 
 /// Interfaces kept per container (beyond that, rows still count in the totals).
-pub(crate) const MAX_IFACES: usize = 8;
+pub(crate) const MAX_IFACES: usize = 4;
 /// Block devices kept per container (beyond that, rows still count in the totals).
-pub(crate) const MAX_DEVS: usize = 8;
+pub(crate) const MAX_DEVS: usize = 4;
 
 /// Network counters in `/proc/net/dev` order of interest.
 pub(crate) const NET_RX_BYTES: usize = 0;
@@ -148,6 +148,32 @@ pub(crate) struct Reading {
     pub tcp: Option<TcpStates>,
     /// Tasks running or in uninterruptible sleep (for the load average).
     pub runnable: Option<u32>,
+}
+
+/// What a rate needs from the previous reading (kept instead of a whole [`Reading`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RateBase {
+    pub at: Option<Instant>,
+    pub host_ticks: u64,
+    pub cpu_ns: Option<u64>,
+    pub user_ns: Option<u64>,
+    pub system_ns: Option<u64>,
+    pub net: Option<[u64; 8]>,
+    pub blk: Option<[u64; 4]>,
+}
+
+impl RateBase {
+    pub(crate) fn of(r: &Reading) -> RateBase {
+        RateBase {
+            at: r.at,
+            host_ticks: r.host_ticks,
+            cpu_ns: r.cpu_ns,
+            user_ns: r.user_ns,
+            system_ns: r.system_ns,
+            net: r.net.map(|n| n.total),
+            blk: r.blk.map(|b| b.total),
+        }
+    }
 }
 
 /// Slow-moving figures, re-read at track, on metadata change, and every few cycles.
