@@ -45,18 +45,43 @@ fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Containers started by one test; removed on drop.
-struct Containers(Vec<String>);
+/// Containers started by one test, on a bridge network of the test's own
+/// (independent of the default bridge); all removed on drop.
+struct Containers {
+    names: Vec<String>,
+    network: String,
+}
+
+impl Containers {
+    fn new(test: &str) -> Containers {
+        let network = unique(&format!("net-{test}"));
+        let _ = Command::new(DOCKER)
+            .args(["network", "rm", &network])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        docker(&["network", "create", &network]);
+        Containers {
+            names: Vec::new(),
+            network,
+        }
+    }
+}
 
 impl Drop for Containers {
     fn drop(&mut self) {
-        for n in &self.0 {
+        for n in &self.names {
             let _ = Command::new(DOCKER)
                 .args(["rm", "-f", n])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
         }
+        let _ = Command::new(DOCKER)
+            .args(["network", "rm", &self.network])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -72,9 +97,13 @@ fn start(set: &mut Containers, name: &str, extra: &[&str], cmd: &str) -> String 
         .stderr(Stdio::null())
         .status();
     let mut args = vec!["run", "-d", "--name", full.as_str()];
+    let network = set.network.clone();
+    if !extra.contains(&"--net") {
+        args.extend_from_slice(&["--network", network.as_str()]);
+    }
     args.extend_from_slice(extra);
     args.extend_from_slice(&[IMAGE, "sh", "-c", cmd]);
-    set.0.push(full.clone());
+    set.names.push(full.clone());
     docker(&args)
 }
 
@@ -231,7 +260,7 @@ fn cpu_memory_blkio_against_docker_stats() {
     if !docker_ready() {
         return;
     }
-    let mut set = Containers(Vec::new());
+    let mut set = Containers::new("stats");
     let spin = start(
         &mut set,
         "spin",
@@ -353,7 +382,7 @@ fn host_network_container_has_no_network_series_and_exit_is_clean() {
     if !docker_ready() {
         return;
     }
-    let mut set = Containers(Vec::new());
+    let mut set = Containers::new("net");
     let host_net = start(&mut set, "hostnet", &["--net", "host"], "sleep 3600");
     let bridged = start(&mut set, "bridged", &[], "sleep 3600");
     let mut c = Collector::new(Path::new("/"), "host-finger");
