@@ -124,12 +124,19 @@ pub fn require_private_dockerd() -> bool {
                 .map(|l| l.split_whitespace().nth(1) == Some("0"))
         })
         .unwrap_or(false);
-    let ok = is_root && dockerd_bin().is_some() && Path::new("/usr/bin/containerd").exists();
+    let ok = is_root
+        && dockerd_bin().is_some()
+        && Path::new("/usr/bin/containerd").exists()
+        && Command::new("unshare")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
     if !ok {
         if docker_required() {
-            panic!("OUTLYER_REQUIRE_DOCKER is set but a private dockerd can't be started (needs root, dockerd, containerd)");
+            panic!("OUTLYER_REQUIRE_DOCKER is set but a private dockerd can't be started (needs root, dockerd, containerd, unshare)");
         }
-        eprintln!("SKIPPED: a private dockerd needs root, dockerd and containerd");
+        eprintln!("SKIPPED: a private dockerd needs root, dockerd, containerd and unshare");
         return false;
     }
     true
@@ -851,7 +858,12 @@ impl PrivateDockerd {
         let config = self.dir.join("daemon.json");
         fs::write(&config, "{}\n").expect("write daemon.json");
         let dockerd = dockerd_bin().expect("dockerd binary");
-        let child = Command::new(dockerd)
+        // Its own network namespace: with `--bridge none` dockerd deletes any
+        // `docker0` it can see, which in the host namespace belongs to the
+        // shared daemon. `unshare` execs dockerd, so the child PID is dockerd's.
+        let child = Command::new("unshare")
+            .arg("--net")
+            .arg(dockerd)
             .arg("--host")
             .arg(self.host())
             .arg("--data-root")
