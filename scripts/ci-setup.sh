@@ -9,7 +9,7 @@
 #                                               used by the tests' private dockerd
 set -euo pipefail
 
-PACKAGES=(docker.io busybox-static musl-tools prometheus curl strace file iptables procps)
+PACKAGES=(docker.io busybox-static musl-tools prometheus curl strace file iptables procps iproute2 util-linux perl)
 SHARED_SOCKET=/var/run/docker.sock
 DOCKERD_LOG=/tmp/outlyer-dockerd.log
 IMAGE=localbusy:latest
@@ -110,6 +110,28 @@ start_dockerd() {
     die "dockerd did not answer /_ping within 60 s"
 }
 
+# A dockerd started with `--bridge none` in the host network namespace deletes
+# `docker0`; the shared daemon then fails every `docker run` on the default
+# network ("could not find bridge docker0") until it is restarted. Recreate the
+# bridge from the daemon's own network record instead of restarting it.
+repair_docker0() {
+    if ip link show docker0 >/dev/null 2>&1; then
+        return 0
+    fi
+    local subnet gateway
+    subnet=$(docker network inspect bridge --format '{{range .IPAM.Config}}{{.Subnet}}{{end}}' 2>/dev/null) || return 0
+    gateway=$(docker network inspect bridge --format '{{range .IPAM.Config}}{{.Gateway}}{{end}}' 2>/dev/null)
+    [[ -n $subnet ]] || return 0
+    if [[ -z $gateway ]]; then
+        gateway="${subnet%/*}"
+        gateway="${gateway%.*}.1"
+    fi
+    log "docker0 is missing; recreating it as $gateway/${subnet#*/}"
+    ip link add name docker0 type bridge || die "ip link add docker0"
+    ip addr add "$gateway/${subnet#*/}" dev docker0 || die "ip addr add $gateway on docker0"
+    ip link set docker0 up || die "ip link set docker0 up"
+}
+
 main() {
     if [[ ${1:-} == --import-image ]]; then
         [[ -n ${2:-} ]] || die "usage: $0 --import-image unix:///path/to/docker.sock"
@@ -120,6 +142,7 @@ main() {
     install_packages
     add_musl_target
     start_dockerd
+    repair_docker0
     import_localbusy "unix://$SHARED_SOCKET"
     log "ready"
 }
