@@ -47,6 +47,7 @@ figure_order=()
 started=()
 tmp=$(mktemp -d "/tmp/$P.XXXXXX")
 mnt=""
+compose_project=""
 
 ok() {
     passed=$((passed + 1))
@@ -68,6 +69,9 @@ note() { # note KEY VALUE: a measured figure for the summary
 }
 cleanup() {
     local c
+    if [ -n "$compose_project" ]; then
+        compose -p "$compose_project" -f "$repo/docker-compose.yaml" down -v >/dev/null 2>&1
+    fi
     for c in "${started[@]}"; do
         command docker rm -f "$c" >/dev/null 2>&1
     done
@@ -103,6 +107,14 @@ docker() {
         run_on_bridge "${extra[1]}" "${extra[@]}" "$@"
     else
         command docker "$@"
+    fi
+}
+
+compose() {
+    if command -v docker-compose >/dev/null 2>&1; then
+        docker-compose "$@"
+    else
+        command docker compose "$@"
     fi
 }
 
@@ -262,6 +274,12 @@ for f in ("deploy/swarm-stack.yaml", "docker-compose.yaml"):
 for e in errors: print("     " + e)
 sys.exit(1 if errors else 0)
 PY
+
+if command -v docker-compose >/dev/null 2>&1 || command docker compose version >/dev/null 2>&1; then
+    for f in deploy/swarm-stack.yaml docker-compose.yaml; do
+        check "compose validates $f" compose -f "$f" config -q
+    done
+fi
 
 # README.md, once it carries the run lines, must carry them unchanged.
 if [ -f README.md ]; then
@@ -460,6 +478,37 @@ command docker run --rm --name "$P-nogroup" --network none --user 65534:65534 \
 check "a non-root USER without the socket's group lists no workload (why the image runs as root)" \
     [ -z "$(metric_value "$tmp/nogroup.out" container_last_seen "$P-busy")" ]
 check "... because the socket refuses it" grep -q 'ermission denied' "$tmp/nogroup.err"
+
+# --- docker-compose.yaml, as shipped, on a free loopback port --------------------
+if command -v docker-compose >/dev/null 2>&1 || command docker compose version >/dev/null 2>&1; then
+    echo "== docker-compose.yaml"
+    compose_project=${P//-/}compose
+    cport=$(free_port)
+    if OUTLYER_PUBLISH=127.0.0.1:$cport DATALOOP_AGENT_KEY="" \
+        compose -p "$compose_project" -f docker-compose.yaml up -d >"$tmp/compose.log" 2>&1; then
+        ok "compose: docker-compose.yaml starts the agent"
+        cm="$tmp/metrics-compose"
+        : >"$cm"
+        for _ in $(seq 1 $((METRICS_WAIT * 2))); do
+            curl -fsS -m 2 "http://127.0.0.1:$cport/metrics" -o "$cm" 2>/dev/null &&
+                metrics_complete "$cm" && break
+            sleep 0.5
+        done
+        for w in "${workloads[@]}"; do
+            check "compose: /metrics on the published port has $w" \
+                [ -n "$(metric_value "$cm" container_last_seen "$w")" ]
+        done
+        cid=$(compose -p "$compose_project" -f docker-compose.yaml ps -q 2>/dev/null | head -n 1)
+        check "compose: /metrics does not list the agent itself" \
+            bash -c "[ -n '$cid' ] && ! grep -q '${cid:0:12}' '$cm'"
+    else
+        bad "compose: docker-compose.yaml starts the agent"
+        tail -n 20 "$tmp/compose.log" | sed 's/^/     /'
+    fi
+    compose -p "$compose_project" -f docker-compose.yaml down -v >/dev/null 2>&1 && compose_project=""
+else
+    echo "== docker-compose.yaml: no docker-compose here, not run (only its mounts were checked)"
+fi
 
 # --- 3. the binary alone in a busybox container --------------------------------
 echo "== static binary in $BUSYBOX_IMAGE (no libc)"
