@@ -8,9 +8,12 @@
 #   2. start three workload containers (one busy), then run the image with the
 #      README's own `docker run` lines, taken verbatim from deploy/run-lines.sh:
 #      "most-linuxes", "amazon-linux-ecs" (the host cgroup tree bind-mounted
-#      at a temporary /cgroup-like path) and "host-network" (--net host);
-#      each time GET / must answer a fingerprint and GET /metrics must list
-#      the three workloads, non-zero CPU for the busy one, and not the agent;
+#      at a temporary /cgroup-like path), "host-network" (--net host) and
+#      "non-root"; each time GET / must answer a fingerprint and GET /metrics
+#      must list the three workloads (non-zero CPU for the busy one, more
+#      than the idle one; their processes and eth0 counters, which only the
+#      host's view gives) and not the agent; docker-compose.yaml likewise
+#      when docker-compose is installed; deploy/ files mount the same paths;
 #   3. copy the binary alone into a busybox container (no libc) and run
 #      `--once` there: metrics on stdout, exit status 0;
 #   4. measure: binary size, image size, cold start to the first /metrics
@@ -22,8 +25,9 @@
 # this host may be taken. DATALOOP_AGENT_KEY is empty: local mode, nothing is
 # uploaded. Everything started here is removed on exit.
 #
-# Needs: root (for the bind mount), docker, curl, python3, and a local
-# busybox image without libc (BUSYBOX_IMAGE, default localbusy:latest).
+# Needs: root (for the bind mount), docker, curl, python3 with PyYAML, and a
+# local busybox image without libc (BUSYBOX_IMAGE, default localbusy:latest,
+# made by scripts/ci-setup.sh); docker-compose is used when present.
 # Prints "N passed, N failed" last; exit status 0 only if nothing failed.
 set -uo pipefail
 
@@ -126,7 +130,7 @@ free_port() {
 
 # --- preconditions -----------------------------------------------------------
 for tool in docker curl python3 file; do
-    command -v "$tool" >/dev/null 2>&1 || {
+    type -P "$tool" >/dev/null 2>&1 || {
         bad "precondition: $tool is installed"
         summary
         exit 1
