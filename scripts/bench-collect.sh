@@ -68,7 +68,8 @@ echo "== collector: syscalls per container per cycle (strace -c)"
 K=20
 strace_total() {
     strace -f -c -o "$WORK/strace.$1" "$BENCH" --rootfs / --containers-file "$LIST" --cycles "$1" --quiet >/dev/null 2>&1
-    awk '$NF == "total" { print $(NF-1) + 0; exit } /^-+ -+/ { sep++ } ' "$WORK/strace.$1"
+    # Columns of the total row: % time, seconds, usecs/call, calls, [errors,] "total".
+    awk '$NF == "total" { print $4 + 0; exit }' "$WORK/strace.$1"
 }
 base="$(strace_total 0)"
 run="$(strace_total "$K")"

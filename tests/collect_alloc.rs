@@ -56,6 +56,7 @@ fn counted<R>(f: impl FnOnce() -> R) -> (R, u64) {
 fn steady_state_allocations(layout: TreeLayout) -> (u64, u64) {
     let mut host = SyntheticHost::create(TreeOptions::new(layout, 100)).unwrap();
     let mut c = Collector::new(host.rootfs(), "host-finger");
+    c.set_tcp_states(true);
     let t0 = Instant::now();
     for i in 0..100 {
         c.track(&host.container_info(i), t0, 0.0);

@@ -281,6 +281,7 @@ fn cpu_memory_blkio_against_docker_stats() {
     );
     std::thread::sleep(Duration::from_millis(1500));
     let mut c = Collector::new(Path::new("/"), "host-finger");
+    c.set_tcp_states(true);
     let infos: Vec<ContainerInfo> = [&spin, &mem, &dd].iter().map(|id| inspect(id)).collect();
     for info in &infos {
         c.track(info, Instant::now(), unix_now());
@@ -465,6 +466,7 @@ fn synthetic_output_passes_promtool() {
     for layout in [TreeLayout::V1Comounted, TreeLayout::V2] {
         let mut host = SyntheticHost::create(TreeOptions::new(layout, 3)).unwrap();
         let mut c = Collector::new(host.rootfs(), "h");
+        c.set_tcp_states(true);
         let t0 = Instant::now();
         for i in 0..3 {
             c.track(&host.container_info(i), t0, 1.0);

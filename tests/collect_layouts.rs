@@ -40,6 +40,7 @@ struct Run {
 fn run(opts: TreeOptions) -> Run {
     let mut host = SyntheticHost::create(opts).unwrap();
     let mut c = Collector::new(host.rootfs(), "host-finger");
+    c.set_tcp_states(true);
     let t0 = Instant::now();
     c.collect(t0, 1_700_000_000.0);
     for i in 0..host.containers.len() {
@@ -340,6 +341,16 @@ fn tracked_container_shows_at_once_with_counters_but_no_rates() {
     assert!(o.contains_key(&(f.clone(), "base.vmem.used".into())));
     assert!(!o.contains_key(&(f, "base.cpu".into())));
     assert!(path_index("base.cpu").is_some());
+}
+
+#[test]
+fn tcp_states_are_opt_in() {
+    let host = SyntheticHost::create(TreeOptions::new(TreeLayout::V1Comounted, 1)).unwrap();
+    let mut c = Collector::new(host.rootfs(), "h");
+    c.track(&host.container_info(0), Instant::now(), 1.0);
+    let text = prom(&c);
+    assert!(text.contains("container_network_receive_bytes_total{"));
+    assert!(!text.contains("container_network_tcp_usage_total"));
 }
 
 #[test]
