@@ -298,8 +298,37 @@ impl DockerClient {
             retried,
         });
         if let Err(e) = conn.flush() {
-            self.fail(registry, format!("writing to the Docker API: {e}"), out);
+            self.retry_or_fail(
+                registry,
+                format!("writing to the Docker API: {e}"),
+                now,
+                out,
+            );
         }
+    }
+
+    /// A reused keep-alive connection broke (EPIPE, reset, EOF) before the
+    /// in-flight request was answered: the daemon dropped it while idle, so
+    /// the request is sent once more on a fresh connection. Anything else
+    /// means the daemon is unusable.
+    fn retry_or_fail(
+        &mut self,
+        registry: &Registry,
+        why: String,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        let reused = self.api.as_ref().is_some_and(|c| c.reused);
+        let retriable = reused && self.in_flight.as_ref().is_some_and(|f| !f.retried);
+        if !retriable {
+            return self.fail(registry, why, out);
+        }
+        crate::debug!("docker: {why} on a reused connection; retrying on a fresh one");
+        if let Some(c) = self.api.take() {
+            c.close(registry);
+        }
+        let request = self.in_flight.take().expect("checked above").request;
+        self.send(registry, request, true, now, out);
     }
 
     /// Opens the events stream at `path` (e.g. from `events::events_path`).
@@ -347,12 +376,14 @@ impl DockerClient {
                 return;
             };
             if let Err(e) = conn.flush() {
-                return self.fail(registry, format!("writing to the Docker API: {e}"), out);
+                let why = format!("writing to the Docker API: {e}");
+                return self.retry_or_fail(registry, why, now, out);
             }
             let (outcome, n) = match read_some(&mut conn.stream, &mut buf) {
                 Ok(r) => r,
                 Err(e) => {
-                    return self.fail(registry, format!("reading from the Docker API: {e}"), out)
+                    let why = format!("reading from the Docker API: {e}");
+                    return self.retry_or_fail(registry, why, now, out);
                 }
             };
             let mut input: &[u8] = &buf[..n];
@@ -371,15 +402,10 @@ impl DockerClient {
                             self.pump(registry, now, out);
                         }
                         Err(HttpError::ClosedBeforeResponse)
-                            if reused && self.in_flight.as_ref().is_some_and(|f| !f.retried) =>
+                            if reused && self.in_flight.is_some() =>
                         {
-                            // An idle keep-alive connection the daemon dropped:
-                            // retry once on a fresh connection.
-                            if let Some(c) = self.api.take() {
-                                c.close(registry);
-                            }
-                            let request = self.in_flight.take().expect("checked above").request;
-                            self.send(registry, request, true, now, out);
+                            let why = "the connection closed before a reply".to_owned();
+                            self.retry_or_fail(registry, why, now, out);
                         }
                         Err(HttpError::ClosedBeforeResponse) if self.in_flight.is_none() => {
                             if let Some(c) = self.api.take() {
