@@ -188,7 +188,7 @@ fn fixture_files() -> Vec<PathBuf> {
 fn random_bytes_never_panic() {
     let mut rng = Rng::new(0x5EED_0001);
     let mut buf = Vec::new();
-    for _ in 0..25_000 {
+    for _ in 0..20_000 {
         random_input(&mut rng, &mut buf);
         drive_all(&buf);
     }
@@ -204,7 +204,7 @@ fn mutated_fixtures_never_panic() {
         let original = std::fs::read(path).unwrap();
         drive_all(&original);
         // Large files get fewer rounds to keep debug runs short.
-        let rounds = if original.len() > 1024 { 12 } else { 60 };
+        let rounds = if original.len() > 1024 { 8 } else { 40 };
         for _ in 0..rounds {
             let mut data = original.clone();
             mutate(&mut rng, &mut data);
@@ -212,7 +212,7 @@ fn mutated_fixtures_never_panic() {
             inputs += 1;
         }
     }
-    assert!(inputs > 8_000, "only {inputs} mutated inputs");
+    assert!(inputs > 5_000, "only {inputs} mutated inputs");
 }
 
 #[test]

@@ -984,6 +984,105 @@ mod tests {
     }
 
     #[test]
+    fn loadavg_and_centi() {
+        assert_eq!(parse_centi(b"0.42"), Ok(42));
+        assert_eq!(parse_centi(b"3"), Ok(300));
+        assert_eq!(parse_centi(b"1.5"), Ok(150));
+        assert_eq!(parse_centi(b"1.009"), Ok(100));
+        assert_eq!(parse_centi(b".5"), Err(ParseError::Empty));
+        assert_eq!(parse_centi(b"1.x"), Err(ParseError::InvalidNumber));
+        assert_eq!(
+            parse_centi(b"184467440737095517"),
+            Err(ParseError::Overflow)
+        );
+        let l = parse_loadavg(b"12.34 5.00 0.01 7/900 4242\n").unwrap();
+        assert_eq!(l.load_centi, [1234, 500, 1]);
+        assert_eq!((l.runnable, l.total, l.last_pid), (7, 900, 4242));
+        assert_eq!(parse_loadavg(b"1 2 3 4/5"), Err(ParseError::MissingField));
+        assert_eq!(parse_loadavg(b""), Err(ParseError::Empty));
+    }
+
+    #[test]
+    fn meminfo_units() {
+        let m =
+            parse_meminfo(b"MemTotal:  2 kB\nHugePages_Total:  7\nCached: 3 kB\nWeird: x y z\n")
+                .unwrap();
+        assert_eq!(m.mem_total, Some(2048));
+        assert_eq!(m.cached, Some(3072));
+        assert_eq!(m.mem_available, None);
+        assert_eq!(parse_meminfo(b"MemFree: 5\n").unwrap().mem_free, Some(5));
+        assert_eq!(
+            parse_meminfo(b"MemFree: 5 kB extra\n"),
+            Err(ParseError::Malformed("meminfo unit"))
+        );
+    }
+
+    #[test]
+    fn net_dev_forms() {
+        let buf = b"h1\nh2\n  eth0:1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n\n    lo: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\nbad 1 2\n  x: 1 2\n";
+        let rows: Vec<_> = net_dev_rows(buf).collect();
+        assert_eq!(rows.len(), 4);
+        let eth0 = rows[0].unwrap();
+        assert_eq!(
+            (eth0.name, eth0.rx_bytes, eth0.tx_bytes, eth0.tx_compressed),
+            (&b"eth0"[..], 1, 9, 16)
+        );
+        assert!(rows[1].unwrap().is_loopback());
+        assert_eq!(rows[2], Err(ParseError::MissingField));
+        assert_eq!(rows[3], Err(ParseError::MissingField));
+        let good = buf.split(|&b| b == b'b').next().unwrap_or(b"");
+        assert!(good.ends_with(b"0\n"));
+        let t = parse_net_dev_totals(good).unwrap();
+        assert_eq!((t.interfaces, t.rx_bytes, t.tx_packets), (1, 1, 10));
+    }
+
+    #[test]
+    fn tcp_states() {
+        let buf = b"  sl  local rem st\n 0: a b 0A x\n 1: a b 01 x\n 2: a b 0C x\n\n 3: a b 01\n";
+        let t = parse_tcp_states(buf).unwrap();
+        assert_eq!((t.get(0x0A), t.get(0x01), t.other, t.total()), (1, 2, 1, 4));
+        assert_eq!(t.get(0), 0);
+        assert_eq!(t.get(200), 0);
+        assert_eq!(
+            parse_tcp_states(b"h\n 0: a b\n"),
+            Err(ParseError::MissingField)
+        );
+        assert_eq!(
+            parse_tcp_states(b"h\n 0: a b 001\n"),
+            Err(ParseError::Malformed("tcp st"))
+        );
+        assert_eq!(parse_tcp_states(b""), Ok(TcpStates::default()));
+    }
+
+    #[test]
+    fn pid_cgroup_lines() {
+        let rows: Vec<_> =
+            pid_cgroup_rows(b"3:cpuacct,cpu:/docker/a:b (deleted)\n0::/\n1:x:\n").collect();
+        let r = rows[0].unwrap();
+        assert_eq!(
+            (r.hierarchy_id, r.controllers, r.path, r.deleted),
+            (3, &b"cpuacct,cpu"[..], &b"/docker/a:b"[..], true)
+        );
+        assert!(r.has_controller("cpu") && !r.has_controller("cpuset") && !r.is_unified());
+        assert!(rows[1].unwrap().is_unified());
+        assert_eq!(rows[2], Err(ParseError::Malformed("cgroup path")));
+        assert!(controllers_equal(b"a,b,a", b"b,a"));
+        assert!(!controllers_equal(b"a,b", b"a,c"));
+        assert!(!has_controller(b"cpuacct", "cpu"));
+    }
+
+    #[test]
+    fn proc_cgroups_and_comm() {
+        let buf = b"#subsys_name\thierarchy\tnum_cgroups\tenabled\nmemory\t0\t1\t0\ncpu\t2\t5\t1\nbad\t1\t2\t7\n";
+        assert_eq!(is_controller_enabled(buf, "memory"), Some(false));
+        assert_eq!(is_controller_enabled(buf, "cpu"), Some(true));
+        assert_eq!(is_controller_enabled(buf, "bad"), None);
+        assert_eq!(parse_comm(b"kworker/0:1\n"), Ok(&b"kworker/0:1"[..]));
+        assert_eq!(parse_comm(b" a b \n"), Ok(&b" a b "[..]));
+        assert_eq!(parse_comm(&[b'x'; 65]), Err(ParseError::TooLong));
+    }
+
+    #[test]
     fn mountinfo_and_unescape() {
         let line = b"33 24 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:16 master:2 - cgroup cgroup rw,cpu,cpuacct\n\
                      40 24 0:30 / /mnt/a\\040b rw - ext4 /dev/sda1 rw\n";
