@@ -6,6 +6,23 @@
 //! known key is an `Option<u64>` so "missing" (old kernel, accounting off)
 //! stays distinct from 0. Multi-row files are iterators over the buffer that
 //! yield one `Result` per row, so one bad row does not hide the others.
+//!
+//! | file | parser |
+//! |---|---|
+//! | `memory.stat` (v1, v2) | [`parse_memory_stat`] |
+//! | `memory.usage_in_bytes`, `memory.current`, `memory.max_usage_in_bytes`, `memory.peak`, `memory.failcnt`, `memory.swap.current`, `cpu.cfs_period_us`, `cpu.shares`, `cpu.weight`, `pids.current` | [`parse_single_u64`] |
+//! | `memory.limit_in_bytes`, `memory.memsw.limit_in_bytes`, `memory.max`, `memory.swap.max`, `pids.max` | [`parse_memory_limit`] (= [`parse_limit`]) |
+//! | `cpu.cfs_quota_us` | [`parse_cfs_quota`] |
+//! | `cpu.max` | [`parse_cpu_max`] |
+//! | `cpuacct.usage` | [`parse_cpuacct_usage`] |
+//! | `cpuacct.usage_percpu` | [`parse_usage_percpu`], [`percpu_values`] |
+//! | `cpuacct.stat` | [`parse_cpuacct_stat`] |
+//! | `cpu.stat` (v1, v2) | [`parse_cpu_stat`] |
+//! | `blkio.throttle.io_service_bytes`, `…io_serviced`, `…_recursive`, `blkio.bfq.*` | [`blkio_rows`], [`parse_blkio_totals`] |
+//! | `io.stat` | [`io_stat_rows`], [`parse_io_stat_totals`] |
+//! | `memory.events` | [`parse_memory_events`] |
+//! | `memory.oom_control` | [`parse_oom_control`] |
+//! | `cgroup.procs`, `tasks`, `cgroup.threads` | [`pids`], [`count_pids`] |
 
 use core::fmt;
 

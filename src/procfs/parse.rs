@@ -4,6 +4,19 @@
 //! file, no allocation, text results borrow the input, never a panic, and
 //! multi-row files are iterators yielding one `Result` per row. Formats:
 //! `compat.md` §2.1, §2.3, §3.6.
+//!
+//! | file | parser |
+//! |---|---|
+//! | `/proc/stat` | [`parse_proc_stat`] |
+//! | `/proc/meminfo` | [`parse_meminfo`] (bytes) |
+//! | `/proc/loadavg` | [`parse_loadavg`] |
+//! | `/proc/<pid>/net/dev` | [`net_dev_rows`], [`parse_net_dev_totals`] |
+//! | `/proc/<pid>/net/tcp`, `tcp6` | [`parse_tcp_states`] |
+//! | `/proc/<pid>/stat`, `task/<tid>/stat` | [`parse_pid_stat`] |
+//! | `/proc/<pid>/comm` | [`parse_comm`] |
+//! | `/proc/cgroups` | [`proc_cgroups_rows`], [`is_controller_enabled`] |
+//! | `/proc/<pid>/cgroup` | [`pid_cgroup_rows`], [`has_controller`], [`controllers_equal`] |
+//! | `/proc/<pid>/mountinfo` | [`mountinfo_rows`], [`unescape_octal_into`], [`unescaped`], [`eq_unescaped`] |
 
 pub use crate::parse::ParseError;
 use crate::parse::{
