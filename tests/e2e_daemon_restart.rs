@@ -33,7 +33,11 @@ fn wait_metrics_or_panic(
                 .try_metrics()
                 .unwrap_or_default()
                 .lines()
-                .filter(|l| l.starts_with("container_last_seen") || l.starts_with("outlyer_agent"))
+                .filter(|l| {
+                    l.starts_with("container_last_seen")
+                        || l.starts_with("container_start_time_seconds")
+                        || l.starts_with("outlyer_agent")
+                })
                 .collect::<Vec<_>>()
                 .join("\n"),
             agent.stderr()
@@ -83,13 +87,14 @@ fn restart_case(tag: &str, kill: bool) {
         agent.stderr()
     );
     assert_eq!(http_get(&agent.addr, "/healthz").0, 200);
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(3));
     assert!(
         agent.is_running(),
         "agent exited while the daemon was down:\n{}",
         agent.stderr()
     );
 
+    let restarted_at = unix_now();
     daemon.start();
     // Record what the daemon did to the containers, for the assertions below.
     let survivor_running = cli.inspect(&survivor.name, "{{.State.Running}}");
@@ -116,6 +121,20 @@ fn restart_case(tag: &str, kill: bool) {
         },
     );
     eprintln!("re-synced {t:?} after the daemon answered again");
+
+    // The survivor is a new process now: a re-synced registry reports its
+    // new start time (and so follows its new PID), not the old one.
+    let old_start = unix_now();
+    wait_metrics_or_panic(
+        &agent,
+        "survivor's container_start_time_seconds from after the restart",
+        Duration::from_secs(5),
+        |b| {
+            container_line(b, "container_start_time_seconds", &survivor.name)
+                .and_then(sample_value)
+                .is_some_and(|v| v >= restarted_at - 1.0 && v <= old_start + 1.0)
+        },
+    );
 
     // Events flow again: a new container is seen quickly.
     std::thread::sleep(Duration::from_millis(500));
