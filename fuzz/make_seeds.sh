@@ -45,6 +45,48 @@ seed proc_cgroups '*/host/cgroups' '*/proc_cgroups*'
 seed pid_cgroup '*/proc/cgroup' '*/self_cgroup' '*/proc_pid_cgroup*'
 seed mountinfo '*mountinfo*'
 
+# HTTP and Docker targets: captured replies, bodies and request heads.
+D=../tests/fixtures/docker
+seed_files() { # target, files...
+    local target=$1; shift
+    rm -rf "seeds/$target"; mkdir -p "seeds/$target"
+    for f in "$@"; do cp "$f" "seeds/$target/"; done
+}
+seed_files http_response "$D"/*.http
+seed_files docker_api "$D"/*.json
+mkdir -p seeds/docker_api
+printf 'Error: No such container: abc\n' > seeds/docker_api/error-plain
+printf '{"message":"page not found"}' > seeds/docker_api/error-json
+printf '2026-11-24T22:55:10.123456789Z' > seeds/docker_api/rfc3339
+printf '2015-01-01T00:00:00+01:00' > seeds/docker_api/rfc3339-offset
+printf '0001-01-01T00:00:00Z' > seeds/docker_api/rfc3339-zero
+# The event lines of the captured stream, de-chunked.
+rm -rf seeds/docker_events; mkdir -p seeds/docker_events
+python3 - "$D/events-20.10-raw.http" seeds/docker_events <<'PY'
+import sys
+raw = open(sys.argv[1], 'rb').read()
+body = raw.split(b'\r\n\r\n', 1)[1]
+out = b''
+while body:
+    line, body = body.split(b'\r\n', 1)
+    size = int(line.split(b';')[0], 16)
+    if size == 0:
+        break
+    out += body[:size]
+    body = body[size + 2:]
+open(sys.argv[2] + '/stream', 'wb').write(out)
+for i, ev in enumerate(out.split(b'\n')[:8]):
+    if ev:
+        open('%s/line-%d' % (sys.argv[2], i), 'wb').write(ev + b'\n')
+PY
+rm -rf seeds/http_request_head; mkdir -p seeds/http_request_head
+printf 'GET /metrics HTTP/1.1\r\nHost: localhost:8000\r\nUser-Agent: Prometheus/2.45\r\nAccept: text/plain;version=0.0.4\r\n\r\n' > seeds/http_request_head/prometheus
+printf 'GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n' > seeds/http_request_head/http10
+printf 'POST /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello' > seeds/http_request_head/post-body
+printf 'GET /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n' > seeds/http_request_head/te
+printf 'GET /healthz HTTP/1.1\nHost: x\n\n' > seeds/http_request_head/bare-lf
+printf 'GET /metrics HTTP/2.0\r\n\r\n' > seeds/http_request_head/http2
+
 for d in seeds/*/; do
     n=$(find "$d" -type f | wc -l)
     [ "$n" -gt 0 ] || { echo "no seeds for $d" >&2; exit 1; }

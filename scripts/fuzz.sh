@@ -46,7 +46,7 @@ TRIPLE=$(rustc "+$TOOLCHAIN" -vV | sed -n 's/^host: //p')
 BIN_DIR=$TARGET_DIR/$TRIPLE/release
 
 start=$(date +%s)
-echo "fuzz: building ${#TARGETS[@]} targets"
+echo "fuzz: building all targets (running ${#TARGETS[@]})"
 cargo "+$TOOLCHAIN" fuzz build --target-dir "$TARGET_DIR"
 built=$(date +%s)
 echo "fuzz: build took $((built - start)) s"
