@@ -25,6 +25,16 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// (user, system) CPU seconds of this process, from /proc/self/stat (USER_HZ = 100).
+fn user_sys() -> (f64, f64) {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+    // Fields 14 and 15 overall; `rest` starts at field 3.
+    (tick(11), tick(12))
+}
+
 struct Figures {
     containers: usize,
     cycles: u64,
@@ -38,12 +48,20 @@ fn measure(c: &mut Collector, cycles: u64, t0: Instant) -> Figures {
         c.collect(t0 + Duration::from_secs(k), k as f64);
     }
     let cpu0 = process_cpu_seconds();
+    let (u0, s0) = user_sys();
     let w0 = Instant::now();
     for k in 0..cycles {
         c.collect(t0 + Duration::from_secs(10 + k), (10 + k) as f64);
     }
     let wall = w0.elapsed().as_secs_f64();
     let cpu = process_cpu_seconds() - cpu0;
+    let (u1, s1) = user_sys();
+    let n = cycles.max(1) as f64 * c.len().max(1) as f64;
+    println!(
+        "  split per container per cycle: user {:.1}us, system {:.1}us",
+        (u1 - u0) / n * 1e6,
+        (s1 - s0) / n * 1e6
+    );
     let n = cycles.max(1) as f64;
     Figures {
         containers: c.len(),

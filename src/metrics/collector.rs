@@ -66,6 +66,7 @@ pub(super) struct Tracked {
     pub spec: Spec,
     /// Exponential load averages: 10 s, 1, 5, 15 min.
     pub load: [f64; 4],
+    tasks: TaskCache,
     /// The latest cycle produced a reading (series are published).
     pub ok: bool,
     /// The cgroup vanished; re-resolve before reading again.
@@ -238,6 +239,7 @@ impl Collector {
                 prev: RateBase::default(),
                 spec: Spec::default(),
                 load: [0.0; 4],
+                tasks: TaskCache::default(),
                 ok: false,
                 gone: true,
                 retry_at: 0,
@@ -323,7 +325,15 @@ impl Collector {
                 self.hier.memory_enabled,
             );
         }
-        match read_container(t, &mut self.buf, &mut self.path_buf, &self.rootfs_str, v2) {
+        match read_container(
+            &t.files,
+            &t.spec,
+            &mut t.tasks,
+            &mut self.buf,
+            &mut self.path_buf,
+            &self.rootfs_str,
+            v2,
+        ) {
             Some(mut r) => {
                 r.at = Some(now);
                 r.host_ticks = host.docker_ticks;
@@ -386,6 +396,7 @@ impl Collector {
         t.gone = false;
         t.retries = 0;
         t.load = [0.0; 4];
+        t.tasks = TaskCache::default();
         read_spec(
             t,
             &mut self.buf,
@@ -528,6 +539,10 @@ fn open_files(
         set(f::PROCS, procs_dir, "cgroup.procs");
         set(f::TASKS, procs_dir, "tasks");
     }
+    if files[f::TASKS].is_open() {
+        // Threads are counted from the task list read for the load average.
+        files[f::PIDS_CURRENT] = Src::Missing;
+    }
     if let Some(p) = proc_dir {
         if own_netns {
             files[f::NET_DEV] = Src::open(&p.join("net/dev"));
@@ -621,13 +636,15 @@ fn read_spec(t: &mut Tracked, buf: &mut ReadBuf, path_buf: &mut String, v2: bool
 
 /// Reads every per-cycle file of a container. `None` when it is gone.
 fn read_container(
-    t: &Tracked,
+    fl: &[Src],
+    spec: &Spec,
+    task_cache: &mut TaskCache,
     buf: &mut ReadBuf,
     path_buf: &mut String,
     rootfs: &str,
     v2: bool,
 ) -> Option<Reading> {
-    let fl = &t.files;
+    let quota_set = matches!(spec.cpu_quota, Some(Limit::Bytes(_)));
     let mut r = Reading::default();
     if v2 {
         if let Some(b) = read(buf, &fl[f::CPU_STAT], false).ok()? {
@@ -648,7 +665,13 @@ fn read_container(
                 r.system_ns = s.system.map(|v| v.saturating_mul(10_000_000));
             }
         }
-        if let Some(b) = read(buf, &fl[f::CPU_STAT], false).ok()? {
+        // CFS counters matter only under a quota (they are published only then).
+        let cfs = if quota_set {
+            read(buf, &fl[f::CPU_STAT], false).ok()?
+        } else {
+            None
+        };
+        if let Some(b) = cfs {
             if let Ok(s) = cg::parse_cpu_stat(b) {
                 r.cfs_periods = s.nr_periods;
                 r.cfs_throttled = s.nr_throttled;
@@ -658,16 +681,16 @@ fn read_container(
     }
     r.mem = read_mem(fl, buf, v2).ok()?;
     r.blk = read_blk(fl, buf, v2).ok()?;
-    r.threads = read_u64(buf, &fl[f::PIDS_CURRENT]).ok()?;
+
     r.processes = read(buf, &fl[f::PROCS], false)
         .ok()?
         .and_then(|b| cg::count_pids(b).ok());
     if let Some(b) = read(buf, &fl[f::TASKS], false).ok()? {
-        let (tasks, runnable) = count_runnable(b, path_buf, rootfs);
+        let (tasks, runnable) = count_runnable(b, task_cache, path_buf, rootfs);
         r.runnable = Some(runnable);
-        if r.threads.is_none() {
-            r.threads = Some(tasks);
-        }
+        r.threads = Some(tasks);
+    } else {
+        r.threads = read_u64(buf, &fl[f::PIDS_CURRENT]).ok()?;
     }
     if fl[f::NET_DEV].is_open() {
         // A vanished process is not fatal here: the cgroup files decide "gone".
@@ -806,31 +829,70 @@ fn read_blk(fl: &[Src], buf: &mut ReadBuf, v2: bool) -> Result<Option<Blk>, ()> 
     Ok(any.then_some(blk))
 }
 
+/// Tasks whose `/proc/<tid>/stat` fd is kept open (most containers run a few).
+const MAX_CACHED_TASKS: usize = 8;
+
+/// Open `/proc/<tid>/stat` fds of a container's first tasks, so the load
+/// average costs one `pread` per task instead of open + read + close.
+#[derive(Debug, Default)]
+pub(super) struct TaskCache {
+    entries: Vec<(u32, File, u64)>,
+    generation: u64,
+}
+
+/// State letter of a task: from the cached fd, else a fresh open (cached when room).
+fn task_state(
+    cache: &mut TaskCache,
+    tid: u32,
+    stat: &mut [u8; 1024],
+    path_buf: &mut String,
+    rootfs: &str,
+) -> Option<u8> {
+    let generation = cache.generation;
+    if let Some(e) = cache.entries.iter_mut().find(|e| e.0 == tid) {
+        e.2 = generation;
+        if let Ok(n) = e.1.read_at(stat, 0) {
+            return pp::parse_pid_stat(stat.get(..n)?).ok().map(|s| s.state);
+        }
+        // The task behind the fd died and the tid came back: reopen below.
+        e.2 = 0;
+    }
+    path_buf.clear();
+    let _ = write!(path_buf, "{rootfs}/proc/{tid}/stat");
+    let file = File::open(path_buf.as_str()).ok()?;
+    let n = file.read_at(stat, 0).ok()?;
+    let state = pp::parse_pid_stat(stat.get(..n)?).ok().map(|s| s.state);
+    cache.entries.retain(|e| e.0 != tid);
+    if cache.entries.len() < MAX_CACHED_TASKS {
+        cache.entries.push((tid, file, generation));
+    }
+    state
+}
+
 /// Counts the tasks of a `tasks`/`cgroup.threads` listing and how many of
 /// them run or wait uninterruptibly (`R`/`D` in `/proc/<tid>/stat`).
-fn count_runnable(list: &[u8], path_buf: &mut String, rootfs: &str) -> (u64, u32) {
+fn count_runnable(
+    list: &[u8],
+    cache: &mut TaskCache,
+    path_buf: &mut String,
+    rootfs: &str,
+) -> (u64, u32) {
     let mut tasks = 0u64;
     let mut runnable = 0u32;
     let mut stat = [0u8; 1024];
+    cache.generation += 1;
     for tid in cg::pids(list).filter_map(Result::ok) {
         tasks += 1;
         if tasks as usize > MAX_LOAD_TASKS {
             continue;
         }
-        path_buf.clear();
-        let _ = write!(path_buf, "{rootfs}/proc/{tid}/stat");
-        let Ok(file) = File::open(path_buf.as_str()) else {
-            continue;
-        };
-        let Ok(n) = file.read_at(&mut stat, 0) else {
-            continue;
-        };
-        if let Ok(s) = pp::parse_pid_stat(&stat[..n]) {
-            if s.state == b'R' || s.state == b'D' {
-                runnable += 1;
-            }
+        if let Some(b'R' | b'D') = task_state(cache, tid, &mut stat, path_buf, rootfs) {
+            runnable += 1;
         }
     }
+    // Forget tasks that left (their fds close here).
+    let generation = cache.generation;
+    cache.entries.retain(|e| e.2 == generation);
     (tasks, runnable)
 }
 
@@ -853,7 +915,8 @@ fn read_host(h: &mut HostState, buf: &mut ReadBuf, now: Instant) {
         at: Some(now),
         ..HostReading::default()
     };
-    if let Ok(Some(b)) = read(buf, &h.stat, true) {
+    // /proc/stat and /proc/meminfo are single-show files: one read returns them whole.
+    if let Ok(Some(b)) = read(buf, &h.stat, false) {
         if let Ok(s) = pp::parse_proc_stat(b) {
             if let Some(c) = s.cpu {
                 r.docker_ticks = c.docker_total_ticks();
@@ -865,7 +928,7 @@ fn read_host(h: &mut HostState, buf: &mut ReadBuf, now: Instant) {
             r.online_cpus = s.cpu_lines;
         }
     }
-    if let Ok(Some(b)) = read(buf, &h.meminfo, true) {
+    if let Ok(Some(b)) = read(buf, &h.meminfo, false) {
         if let Ok(m) = pp::parse_meminfo(b) {
             r.mem_total = m.mem_total;
             r.mem_available = m.mem_available.or_else(|| {
