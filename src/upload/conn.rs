@@ -227,6 +227,7 @@ impl Conn {
         };
         match self.tls.as_mut() {
             Some(tls) => {
+                // Cannot fail: the plaintext buffer is unlimited.
                 let _ = tls.writer().write_all(&bytes);
             }
             None => self.raw_out.extend_from_slice(&bytes),
@@ -239,7 +240,10 @@ impl Conn {
             let config = self.tls_config.clone().ok_or("no TLS configuration")?;
             let name = ServerName::try_from(self.target.host.clone())
                 .map_err(|_| format!("{:?} is not a valid TLS server name", self.target.host))?;
-            let tls = ClientConnection::new(config, name).map_err(|e| format!("TLS: {e}"))?;
+            let mut tls = ClientConnection::new(config, name).map_err(|e| format!("TLS: {e}"))?;
+            // A series batch (~150 KB) exceeds the default 64 KiB plaintext
+            // limit; the request is held in memory either way.
+            tls.set_buffer_limit(None);
             self.tls = Some(tls);
             self.state = State::ExpectHandshake {
                 deadline: now + self.timeouts.handshake,

@@ -311,6 +311,14 @@ impl Uploader {
             .fold((0, 0), |(o, i), c| (o + c.bytes_out, i + c.bytes_in))
     }
 
+    /// Bytes written and read on the connections of one endpoint.
+    pub fn wire_bytes_of(&self, ep: Endpoint) -> (u64, u64) {
+        self.conns
+            .iter()
+            .filter(|c| c.endpoint == ep)
+            .fold((0, 0), |(o, i), c| (o + c.bytes_out, i + c.bytes_in))
+    }
+
     /// `outlyer_agent_*` families for `/metrics`.
     pub fn write_prometheus(&self, out: &mut Vec<u8>) {
         let mut text = String::with_capacity(2048);
