@@ -475,7 +475,12 @@ pub fn send_signal(pid: u32, signal: &str) {
 fn clean_agent_env(cmd: &mut Command) {
     for (key, _) in std::env::vars_os() {
         let k = key.to_string_lossy();
-        if k.starts_with("DATALOOP_") || k == "DOCKER_HOST" {
+        // Proxies too: nothing the agent does in a test may leave loopback.
+        let proxy = k.eq_ignore_ascii_case("http_proxy")
+            || k.eq_ignore_ascii_case("https_proxy")
+            || k.eq_ignore_ascii_case("all_proxy")
+            || k.eq_ignore_ascii_case("no_proxy");
+        if k.starts_with("DATALOOP_") || k == "DOCKER_HOST" || proxy {
             cmd.env_remove(&key);
         }
     }
