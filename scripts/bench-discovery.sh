@@ -6,6 +6,8 @@
 #   BENCH_N=50 BENCH_PORT=18123 scripts/bench-discovery.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# Local mode whatever the caller's environment says (no uploads).
+while read -r var; do unset "$var"; done < <(compgen -e | grep '^DATALOOP_' || true)
 
 N=${BENCH_N:-50}
 PORT=${BENCH_PORT:-18123}

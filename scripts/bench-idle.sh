@@ -5,6 +5,8 @@
 # (utime+stime from /proc/<pid>/stat). Cleans up on exit. Run as root.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# Local mode whatever the caller's environment says (no uploads).
+while read -r var; do unset "$var"; done < <(compgen -e | grep '^DATALOOP_' || true)
 
 COUNT=${BENCH_CONTAINERS:-100}
 IDLE=${BENCH_IDLE_SECS:-60}
