@@ -183,7 +183,13 @@ fn new_container_is_registered_at_once_and_synced_every_10s() {
     assert!(!body.contains(KEY));
     let tags = String::from_utf8(seen.requests[1].2.clone()).unwrap();
     assert!(tags.contains("all,docker,container:010101010101"));
-    assert_eq!(core.api_counts().tags, 1);
+    // The host agent carries DATALOOP_TAGS, sent once.
+    assert_eq!(lines[3], (0, format!("PUT /agents/{hf}/tags HTTP/1.1")));
+    assert_eq!(
+        seen.requests[3].2,
+        format!(r#"{{"finger":"{hf}","tags":"docker"}}"#).into_bytes()
+    );
+    assert_eq!(core.api_counts().tags, 2);
 }
 
 #[test]
@@ -506,6 +512,38 @@ fn shutdown_deregisters_everything_and_is_bounded_when_the_backend_is_silent() {
     assert_eq!(deregs, 3);
     assert!(core.is_shutdown_complete());
     assert_eq!(core.counts(Endpoint::Series).unwrap().delivered, 1);
+}
+
+#[test]
+fn listed_ids_cannot_reshape_the_request_path() {
+    let t0 = Instant::now();
+    let mut core = Core::new(&settings(&[]), host(), 5, t0);
+    let mut sent = Vec::new();
+    let mut respond = |core: &mut Core, now: Instant| {
+        while let Some(req) = core.poll_request(Endpoint::Api, now) {
+            let (head, _) = split(&req);
+            let body = if head.starts_with("GET /agents?mac=") {
+                br#"[{"id":"../../admin?x=1 #"}]"#.to_vec()
+            } else {
+                b"{}".to_vec()
+            };
+            sent.push(head.lines().next().unwrap().to_string());
+            core.handle_outcome(
+                req.id,
+                Outcome::Response {
+                    status: 200,
+                    retry_after: None,
+                    body,
+                },
+                now,
+            );
+        }
+    };
+    respond(&mut core, t0);
+    core.handle_timeout(t0 + Duration::from_secs(10));
+    respond(&mut core, t0 + Duration::from_secs(10));
+    assert!(sent
+        .contains(&"POST /agents/..%2F..%2Fadmin%3Fx%3D1%20%23/deregister HTTP/1.1".to_string()));
 }
 
 #[test]

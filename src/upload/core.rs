@@ -85,6 +85,7 @@ pub enum Outcome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Job {
     HostPing,
+    HostTags,
     Ping(String),
     Tags(String),
     ListAgents,
@@ -143,6 +144,7 @@ pub struct Core {
     shutdown_deadline: Option<Instant>,
     shutdown_expired: bool,
     api_counts: ApiCounts,
+    host_tags_sent: bool,
 }
 
 impl Core {
@@ -199,9 +201,11 @@ impl Core {
             shutdown_deadline: None,
             shutdown_expired: false,
             api_counts: ApiCounts::default(),
+            host_tags_sent: false,
         };
         // Register the host agent at once.
         core.enqueue(Job::HostPing, false);
+        core.enqueue(Job::HostTags, false);
         core
     }
 
@@ -392,10 +396,19 @@ impl Core {
         match job {
             Job::HostPing => (
                 "POST",
-                format!("/agents/{}/ping", self.host.finger),
+                format!("/agents/{}/ping", segment(&self.host.finger)),
                 Some(wire::host_ping_body(&self.host)),
                 "host ping".into(),
             ),
+            Job::HostTags => {
+                let f = &self.host.finger;
+                (
+                    "PUT",
+                    format!("/agents/{}/tags", segment(f)),
+                    Some(wire::tags_body(f, &self.host.tags.join(","))),
+                    "host tags".into(),
+                )
+            }
             Job::Ping(f) => {
                 let body = self
                     .containers
@@ -403,7 +416,7 @@ impl Core {
                     .map(|t| wire::container_ping_body(&t.info, &t.processes, &self.host));
                 (
                     "POST",
-                    format!("/agents/{f}/ping"),
+                    format!("/agents/{}/ping", segment(f)),
                     body,
                     format!("ping {f}"),
                 )
@@ -412,7 +425,7 @@ impl Core {
                 let tags = self.containers.get(f).map_or("", |t| t.tags.as_str());
                 (
                     "PUT",
-                    format!("/agents/{f}/tags"),
+                    format!("/agents/{}/tags", segment(f)),
                     Some(wire::tags_body(f, tags)),
                     format!("tags {f}"),
                 )
@@ -424,7 +437,7 @@ impl Core {
             }
             Job::Deregister(id) => (
                 "POST",
-                format!("/agents/{id}/deregister"),
+                format!("/agents/{}/deregister", segment(id)),
                 Some(String::new()),
                 format!("deregister {id}"),
             ),
@@ -590,6 +603,10 @@ impl Core {
     fn job_done(&mut self, job: Job, body: &[u8]) {
         match job {
             Job::HostPing | Job::Ping(_) => self.api_counts.pings += 1,
+            Job::HostTags => {
+                self.api_counts.tags += 1;
+                self.host_tags_sent = true;
+            }
             Job::Tags(f) => {
                 self.api_counts.tags += 1;
                 if let Some(t) = self.containers.get_mut(&f) {
@@ -642,6 +659,9 @@ impl Core {
                 self.next_sync += self.sync_interval;
             }
             self.enqueue(Job::HostPing, false);
+            if !self.host_tags_sent {
+                self.enqueue(Job::HostTags, false);
+            }
             let fingers: Vec<String> = self.containers.keys().cloned().collect();
             for f in fingers {
                 self.enqueue(Job::Ping(f.clone()), false);
@@ -810,4 +830,11 @@ impl Core {
             a.deregistered
         );
     }
+}
+
+/// A path segment from data (an id the server listed may hold `/`, `?`...).
+fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    crate::http::request::percent_encode(&mut out, s);
+    out
 }

@@ -351,6 +351,9 @@ impl UploadSettings {
         }
         if let Some(s) = &self.series {
             lines.push(format!("upload: series {}{}", s.host_header(), s.path));
+            if !s.tls {
+                lines.push("upload: WARNING the series URL is plain http: the key travels unencrypted (testing only)".into());
+            }
         }
         if self.graphite.is_none() && self.series.is_none() {
             lines.push("upload: no metrics sink (DATALOOP_GRAPHITE, DATALOOP_SERIES_URL): only the agent API sync runs".into());

@@ -65,6 +65,8 @@ impl Uploader {
         first_token: usize,
         now: Instant,
     ) -> Result<Uploader, String> {
+        // Second line of defence: no log line can carry the key.
+        crate::log::set_secret(settings.key.expose());
         let tls = tls_config(&settings.extra_roots)?;
         let hosts = std::fs::read_to_string(&settings.hosts_file).unwrap_or_default();
         let servers = settings.nameservers.clone().unwrap_or_else(|| {
