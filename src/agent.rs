@@ -540,6 +540,14 @@ impl Agent {
         self.excluded.retain(|id| running.contains(id.as_str()));
         let mut new = 0;
         for id in running {
+            if first && self.registry.contains(id) && !self.pending.contains(id) {
+                // A resync after losing the daemon: a tracked container may
+                // have been restarted meanwhile (new pid, start time,
+                // cgroup) and no event said so. Inspect it once more.
+                self.pending.insert(id.to_owned());
+                self.request(Request::Inspect(id.to_owned()), now);
+                continue;
+            }
             if self.registry.contains(id) || self.excluded.contains(id) || self.pending.contains(id)
             {
                 continue;
@@ -587,7 +595,14 @@ impl Agent {
             Some(old) if old.pid == info.pid => {
                 self.collector.update_info(&info);
             }
-            Some(_) => {
+            Some(old) => {
+                info!(
+                    "{} ({}) restarted: pid {} -> {}",
+                    info.name,
+                    info.short_id(),
+                    old.pid,
+                    info.pid
+                );
                 self.collector.untrack(&info.id);
                 self.collector.track(&info, now, unix_now());
             }
