@@ -216,7 +216,11 @@ fn serve(
         };
         buf.drain(..used);
         log.lock().unwrap().push(rec.clone());
-        let (status, headers, body) = (responder.lock().unwrap())(&rec);
+        let (status, mut headers, body) = (responder.lock().unwrap())(&rec);
+        // `X-Test-Close` (not sent): hang up after this response without
+        // announcing it, like a server whose keep-alive timer just fired.
+        let hang_up = headers.iter().any(|(k, _)| k == "X-Test-Close");
+        headers.retain(|(k, _)| k != "X-Test-Close");
         let mut out = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
         for (k, v) in headers {
             out.push_str(&format!("{k}: {v}\r\n"));
@@ -224,7 +228,7 @@ fn serve(
         out.push_str("\r\n");
         let mut bytes = out.into_bytes();
         bytes.extend_from_slice(&body);
-        if tls.write_all(&bytes).and_then(|_| tls.flush()).is_err() {
+        if tls.write_all(&bytes).and_then(|_| tls.flush()).is_err() || hang_up {
             return;
         }
     }
@@ -1168,4 +1172,39 @@ fn large_batches_go_out_whole() {
     assert_eq!(bodies.len(), 3);
     assert!(bodies[0] > 64 * 1024, "{bodies:?}");
     assert_eq!(series_samples(&reqs), 2500);
+}
+
+#[test]
+fn a_server_hanging_up_kept_alive_connections_costs_no_failure() {
+    let tmp = TempFiles::new("hangup");
+    let pki = pki(&["localhost"]);
+    let backend = Backend::start(
+        &pki,
+        Box::new(|r: &Recorded| {
+            let body = if r.method == "GET" {
+                b"[]".to_vec()
+            } else {
+                Vec::new()
+            };
+            (200, vec![("X-Test-Close".into(), "1".into())], body)
+        }),
+    );
+    let server = format!("https://localhost:{}", backend.addr.port());
+    let mut s = settings(&tmp, &server, &pki.ca_pem, &[]);
+    s.sync_interval = Duration::from_millis(300);
+    let mut agent = Agent::new(s);
+    for i in 0..8 {
+        agent.push_cycle(&[host().finger], 1_700_000_000.0 + f64::from(i));
+        agent.run_until(Duration::from_millis(300), |_| false);
+    }
+    assert!(agent.run_until(Duration::from_secs(5), |up| {
+        up.core().counts(Endpoint::Series).unwrap().delivered == 24
+    }));
+    assert_eq!(agent.up.core().failures(Endpoint::Api), 0);
+    assert_eq!(agent.up.core().failures(Endpoint::Series), 0);
+    assert!(agent.up.core().api_counts().pings >= 8);
+    // Every request needed a connection of its own (more may be opening
+    // for the next sync as we look).
+    let requests = backend.requests().len();
+    assert!(backend.connections.load(Ordering::SeqCst) >= requests);
 }
