@@ -18,6 +18,7 @@ use crate::metrics::Collector;
 use crate::registry::{self, ContainerInfo, Registry, SelfIdentity};
 use crate::server::{Body, Response, Server};
 use crate::sys::SignalFd;
+use crate::upload::{processes_of, HostIdentity, UploadSettings, Uploader};
 use crate::{debug, error, info, warn};
 
 const SIGNALS: Token = Token(0);
@@ -25,6 +26,8 @@ const LISTENER: Token = Token(1);
 const DOCKER_API: Token = Token(2);
 const DOCKER_EVENTS: Token = Token(3);
 const CONNECTIONS: usize = 16;
+/// The uploader's tokens start after the server's connection slots.
+const UPLOAD_BASE: usize = CONNECTIONS + crate::server::MAX_CONNECTIONS;
 
 /// Full re-list of containers, the safety net behind the events stream.
 pub const RELIST_EVERY: Duration = Duration::from_secs(60);
@@ -32,6 +35,8 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// `--once`: how long to wait for Docker before reading what is there.
 const ONCE_SYNC_WAIT: Duration = Duration::from_secs(5);
+/// SIGTERM/SIGINT: deregistering and flushing may take this long at most.
+const SHUTDOWN_LIMIT: Duration = Duration::from_millis(4800);
 
 /// Process entry: parses the command line and runs. Returns the exit code.
 pub fn main_entry() -> i32 {
@@ -50,16 +55,33 @@ pub fn main_entry() -> i32 {
             println!("outlyer-agent {}", env!("CARGO_PKG_VERSION"));
             0
         }
-        Ok(Command::Run(cfg)) => run(*cfg),
+        Ok(Command::Run(cfg)) => {
+            let upload = match UploadSettings::from_env(|k| std::env::var(k).ok()) {
+                Ok(u) => u,
+                Err(e) => {
+                    eprintln!("outlyer-agent: {e}");
+                    return 2;
+                }
+            };
+            if let Some(u) = &upload {
+                // An unusable DATALOOP_CA_FILE is a bad setting: say so now,
+                // not when the uploader starts.
+                if let Err(e) = crate::upload::uploader::tls_config(&u.extra_roots) {
+                    eprintln!("outlyer-agent: {e}");
+                    return 2;
+                }
+            }
+            run(*cfg, upload)
+        }
     }
 }
 
-fn run(cfg: Config) -> i32 {
+fn run(cfg: Config, upload: Option<UploadSettings>) -> i32 {
     crate::log::set_debug(cfg.debug);
     if let Some(key) = &cfg.agent_key {
         crate::log::set_secret(key.expose());
     }
-    let mut agent = match Agent::new(cfg) {
+    let mut agent = match Agent::new(cfg, upload) {
         Ok(a) => a,
         Err(StartError::Setting(setting, e)) => {
             eprintln!("outlyer-agent: cannot use {setting}: {e}");
@@ -125,6 +147,16 @@ pub struct Agent {
     metrics_dirty: bool,
     once: Option<Once>,
     outputs: Vec<Output>,
+    /// Upload settings until the uploader can start (it needs the host
+    /// fingerprint and, when Docker answers, the daemon's host name).
+    upload_settings: Option<UploadSettings>,
+    uploader: Option<Uploader>,
+    /// `/info` `Name`: the host's name as Docker sees it.
+    docker_host_name: Option<String>,
+    /// Set on SIGTERM/SIGINT: exit once the uploader is done or by then.
+    shutdown_by: Option<Instant>,
+    /// One cycle's Outlyer samples, handed to the uploader.
+    samples: Vec<(String, &'static str, f64)>,
 }
 
 fn unix_now() -> f64 {
@@ -135,7 +167,7 @@ fn unix_now() -> f64 {
 }
 
 impl Agent {
-    fn new(cfg: Config) -> Result<Agent, StartError> {
+    fn new(cfg: Config, upload: Option<UploadSettings>) -> Result<Agent, StartError> {
         let poll = Poll::new()?;
         let signals = SignalFd::new()?;
         poll.registry().register(
@@ -193,6 +225,11 @@ impl Agent {
             metrics_dirty: true,
             once,
             outputs: Vec::new(),
+            upload_settings: upload,
+            uploader: None,
+            docker_host_name: None,
+            shutdown_by: None,
+            samples: Vec::new(),
         })
     }
 
@@ -233,8 +270,9 @@ impl Agent {
                 match event.token() {
                     SIGNALS => {
                         if let Some(sig) = self.read_signals() {
-                            info!("received {}, exiting", signal_name(sig));
-                            return Ok(());
+                            if self.begin_shutdown(sig, now) {
+                                return Ok(());
+                            }
                         }
                     }
                     LISTENER => {
@@ -246,12 +284,31 @@ impl Agent {
                         self.docker
                             .ready(self.poll.registry(), t, now, &mut self.outputs);
                     }
+                    t if self.uploader.as_ref().is_some_and(|u| u.owns(t)) => {
+                        if let Some(u) = self.uploader.as_mut() {
+                            u.ready(self.poll.registry(), t, now);
+                            // Its counters are part of /metrics.
+                            self.metrics_dirty = true;
+                        }
+                    }
                     t => self.serve(t, now),
                 }
             }
             self.handle_docker_outputs(now);
             if self.run_timers(Instant::now())? {
                 return Ok(());
+            }
+            if let Some(by) = self.shutdown_by {
+                let done = self
+                    .uploader
+                    .as_ref()
+                    .is_none_or(Uploader::is_shutdown_complete);
+                if done || Instant::now() >= by {
+                    if !done {
+                        warn!("upload: exiting before the backend confirmed everything");
+                    }
+                    return Ok(());
+                }
             }
         }
     }
@@ -275,6 +332,8 @@ impl Agent {
         consider(self.reconnect_at);
         consider(self.docker.deadline());
         consider(self.server.as_ref().and_then(Server::next_deadline));
+        consider(self.uploader.as_ref().and_then(Uploader::next_deadline));
+        consider(self.shutdown_by);
         match &self.once {
             Some(Once::ExpectSync { until }) => consider(Some(*until)),
             Some(Once::ExpectSecondReading { at }) => consider(Some(*at)),
@@ -310,13 +369,21 @@ impl Agent {
                 self.next_collect += self.cfg.interval;
             }
         }
+        if let Some(u) = self.uploader.as_mut() {
+            if u.next_deadline().is_some_and(|t| t <= now) {
+                u.tick(self.poll.registry(), now);
+                self.metrics_dirty = true;
+            }
+        }
         self.step_once(now)
     }
 
     fn collect(&mut self, now: Instant) {
         let started = Instant::now();
-        self.collector.collect(now, unix_now());
+        let unix = unix_now();
+        self.collector.collect(now, unix);
         self.metrics_dirty = true;
+        self.upload_cycle(unix);
         debug!(
             "collected {} containers in {:.3} ms",
             self.collector.len(),
@@ -409,7 +476,10 @@ impl Agent {
                                 short(&id)
                             );
                         }
-                        Request::Info => warn!("docker: /info failed with {status}: {msg}"),
+                        Request::Info => {
+                            warn!("docker: /info failed with {status}: {msg}");
+                            self.start_uploader(now);
+                        }
                         Request::List | Request::Version => self
                             .docker_down(format!("{request:?} failed with {status}: {msg}"), now),
                     }
@@ -417,7 +487,7 @@ impl Agent {
                 }
                 match request {
                     Request::Version => self.on_version(&body, now),
-                    Request::Info => self.on_info(&body),
+                    Request::Info => self.on_info(&body, now),
                     Request::List => self.on_list(&body, now),
                     Request::Inspect(id) => self.on_inspect(&id, &body, now),
                 }
@@ -447,6 +517,8 @@ impl Agent {
         }
         self.reconnect_at = Some(now + self.backoff);
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        // Without Docker the uploader starts with what is known locally.
+        self.start_uploader(now);
     }
 
     fn on_version(&mut self, body: &[u8], now: Instant) {
@@ -473,7 +545,7 @@ impl Agent {
         self.docker_up = true;
         self.metrics_dirty = true;
         self.backoff = BACKOFF_FIRST;
-        if self.fingerprint.is_none() || self.cfg.name.is_none() {
+        if self.fingerprint.is_none() || self.docker_host_name.is_none() {
             self.request(Request::Info, now);
         }
         let path = events_path(api, None);
@@ -492,9 +564,12 @@ impl Agent {
         self.request(Request::List, now);
     }
 
-    fn on_info(&mut self, body: &[u8]) {
+    fn on_info(&mut self, body: &[u8], now: Instant) {
         match parse_info(body) {
             Ok(info) => {
+                if let Some(name) = info.name.as_deref().filter(|s| !s.is_empty()) {
+                    self.docker_host_name = Some(name.to_owned());
+                }
                 if self.fingerprint.is_none() {
                     if let Some(id) = info.id.as_deref().filter(|s| !s.is_empty()) {
                         let f = registry::derive_host_fingerprint(id, self.cfg.name.as_deref());
@@ -506,6 +581,7 @@ impl Agent {
             }
             Err(e) => warn!("docker: unusable /info reply: {e}"),
         }
+        self.start_uploader(now);
     }
 
     fn on_list(&mut self, body: &[u8], now: Instant) {
@@ -618,6 +694,12 @@ impl Agent {
                 self.collector.track(&info, now, unix_now());
             }
         }
+        if self.uploader.is_some() {
+            let processes = self.container_processes(&info.id);
+            if let Some(u) = self.uploader.as_mut() {
+                u.container_started(&info, processes, now);
+            }
+        }
         self.registry.insert(info);
         self.metrics_dirty = true;
     }
@@ -627,6 +709,9 @@ impl Agent {
             info!("untracking {} ({}): {why}", info.name, info.short_id());
             self.collector.untrack(id);
             self.metrics_dirty = true;
+            if let Some(u) = self.uploader.as_mut() {
+                u.container_stopped(id, &info.fingerprint, Instant::now());
+            }
         }
     }
 
@@ -684,6 +769,113 @@ impl Agent {
         }
     }
 
+    // ---- Upload -------------------------------------------------------
+
+    /// Starts the uploader once its identity is known: the host fingerprint,
+    /// and Docker's view of the host name when the daemon answers.
+    fn start_uploader(&mut self, now: Instant) {
+        if self.uploader.is_some() || self.upload_settings.is_none() {
+            return;
+        }
+        let Some(finger) = self.fingerprint.clone() else {
+            return;
+        };
+        let local_name = crate::sys::hostname();
+        let hostname = self
+            .docker_host_name
+            .clone()
+            .unwrap_or_else(|| local_name.clone());
+        let host = HostIdentity {
+            name: self.cfg.name.clone().unwrap_or_else(|| hostname.clone()),
+            mac: self.host_id.clone().unwrap_or_else(|| finger.clone()),
+            tags: self.cfg.tags.clone(),
+            hostname,
+            finger,
+        };
+        let settings = self.upload_settings.take().expect("checked above");
+        match Uploader::new(settings, host, UPLOAD_BASE, now) {
+            Ok(mut u) => {
+                for info in self.registry.iter() {
+                    u.container_started(info, self.container_processes(&info.id), now);
+                }
+                self.uploader = Some(u);
+                self.metrics_dirty = true;
+            }
+            // Validated at start-up, so this is not expected.
+            Err(e) => error!("upload: cannot start: {e}"),
+        }
+    }
+
+    /// `name:count` of the processes in a container's cgroup.
+    fn container_processes(&self, id: &str) -> Vec<String> {
+        let Some(path) = self.collector.cgroup_path(id) else {
+            return Vec::new();
+        };
+        let h = self.collector.hierarchies();
+        let candidates = [&h.unified, &h.pids, &h.cpuacct, &h.memory, &h.cpu, &h.blkio];
+        for hier in candidates.into_iter().flatten() {
+            if let Some(dir) = hier.dir_of(path) {
+                let procs = dir.join("cgroup.procs");
+                if procs.exists() {
+                    return processes_of(&self.cfg.rootfs, &procs);
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    /// Hands one cycle's Outlyer samples (and fresh process lists) over.
+    fn upload_cycle(&mut self, unix: f64) {
+        if self.uploader.is_none() {
+            return;
+        }
+        let mut samples = std::mem::take(&mut self.samples);
+        samples.clear();
+        self.collector
+            .for_each_outlyer_sample(|finger, path, value| {
+                if let Some(i) = crate::metrics::path_index(path) {
+                    samples.push((finger.to_owned(), crate::metrics::OUTLYER_PATHS[i], value));
+                }
+            });
+        let processes: Vec<(String, Vec<String>)> = self
+            .registry
+            .iter()
+            .map(|c| (c.fingerprint.clone(), self.container_processes(&c.id)))
+            .collect();
+        if let Some(u) = self.uploader.as_mut() {
+            u.push_samples(unix, samples.iter().map(|(f, p, v)| (f.as_str(), *p, *v)));
+            for (finger, procs) in processes {
+                u.update_processes(&finger, procs);
+            }
+        }
+        self.samples = samples;
+    }
+
+    /// SIGTERM/SIGINT. Returns true when the agent can exit at once.
+    fn begin_shutdown(&mut self, sig: i32, now: Instant) -> bool {
+        if self.shutdown_by.is_some() {
+            info!("received {} again, exiting now", signal_name(sig));
+            return true;
+        }
+        match self.uploader.as_mut() {
+            Some(u) => {
+                info!(
+                    "received {}: deregistering {} containers and flushing (at most {:.1}s)",
+                    signal_name(sig),
+                    self.registry.len(),
+                    SHUTDOWN_LIMIT.as_secs_f64()
+                );
+                u.shutdown(self.poll.registry(), now);
+                self.shutdown_by = Some(now + SHUTDOWN_LIMIT);
+                false
+            }
+            None => {
+                info!("received {}, exiting", signal_name(sig));
+                true
+            }
+        }
+    }
+
     // ---- HTTP ---------------------------------------------------------
 
     fn serve(&mut self, token: Token, now: Instant) {
@@ -699,9 +891,10 @@ impl Agent {
         let cache = &mut self.metrics;
         let dirty = &mut self.metrics_dirty;
         let (collector, containers, up) = (&self.collector, self.registry.len(), self.docker_up);
+        let uploader = self.uploader.as_ref();
         server.ready(self.poll.registry(), token, now, &mut |req| {
             route(req.method, req.path, fingerprint, &mut || {
-                render_metrics(cache, dirty, collector, containers, up)
+                render_metrics(cache, dirty, collector, uploader, containers, up)
             })
         });
     }
@@ -712,6 +905,7 @@ impl Agent {
             &mut self.metrics,
             &mut self.metrics_dirty,
             &self.collector,
+            self.uploader.as_ref(),
             self.registry.len(),
             self.docker_up,
         );
@@ -761,6 +955,7 @@ fn render_metrics(
     cache: &mut Rc<Vec<u8>>,
     dirty: &mut bool,
     collector: &Collector,
+    uploader: Option<&Uploader>,
     containers: usize,
     docker_up: bool,
 ) -> Rc<Vec<u8>> {
@@ -773,6 +968,9 @@ fn render_metrics(
         buf.clear();
         collector.write_prometheus(buf);
         write_agent_families(buf, containers, docker_up);
+        if let Some(u) = uploader {
+            u.write_prometheus(buf);
+        }
     }
     Rc::clone(cache)
 }
