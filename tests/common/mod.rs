@@ -139,6 +139,7 @@ pub fn require_private_dockerd() -> bool {
         eprintln!("SKIPPED: a private dockerd needs root, dockerd, containerd and unshare");
         return false;
     }
+    sweep_stale_private_daemons();
     true
 }
 
@@ -1000,6 +1001,26 @@ impl PrivateDockerd {
                 let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
             }
         }
+        // Processes of its containers, through their cgroups (cgroupfs
+        // driver on v1 or v2, or the systemd driver).
+        let Ok(containers) = fs::read_dir(self.dir.join("data/containers")) else {
+            return;
+        };
+        for entry in containers.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            for procs in [
+                format!("/sys/fs/cgroup/pids/docker/{id}/cgroup.procs"),
+                format!("/sys/fs/cgroup/docker/{id}/cgroup.procs"),
+                format!("/sys/fs/cgroup/system.slice/docker-{id}.scope/cgroup.procs"),
+            ] {
+                for pid in fs::read_to_string(&procs)
+                    .unwrap_or_default()
+                    .split_whitespace()
+                {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            }
+        }
     }
 
     fn unmount_all(&self) {
@@ -1020,6 +1041,34 @@ impl PrivateDockerd {
                 .stderr(Stdio::null())
                 .status();
         }
+    }
+}
+
+/// Tears down private daemons left by test processes that no longer exist
+/// (a run killed by a timeout never reaches the drop handlers).
+fn sweep_stale_private_daemons() {
+    let Ok(entries) = fs::read_dir("/tmp") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(&format!("{PREFIX}d-")) {
+            continue;
+        }
+        let Some(pid) = name.rsplit('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let dir = entry.path();
+        let socket = dir.join("docker.sock");
+        drop(PrivateDockerd {
+            dir,
+            socket,
+            child: None,
+            starts: 0,
+        });
     }
 }
 
