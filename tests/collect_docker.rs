@@ -292,21 +292,28 @@ fn cpu_memory_blkio_against_docker_stats() {
     let dd_label = format!("id=\"{}\"", c.cgroup_path(&infos[2].id).unwrap());
     let writes0 = prom_sample(&text0, "container_fs_writes_bytes_total", &dd_label).unwrap_or(0.0);
 
-    // Collector readings bracket `docker stats --no-stream` (which samples twice, ~1 s apart).
-    let t1 = Instant::now();
-    c.collect(t1, unix_now());
-    let text1 = prom_text(&c);
-    let stats = docker_stats(&[&spin, &mem]);
-    let t2 = Instant::now();
-    c.collect(t2, unix_now());
-    let text2 = prom_text(&c);
-    let secs = (t2 - t1).as_secs_f64();
-
-    // Spinning container: base.cpu ≈ docker's CPU %, ≈ 100 unless the host is saturated.
-    let f_spin = &infos[0].fingerprint;
-    let base_cpu = outlyer(&c, f_spin, "base.cpu").expect("base.cpu");
-    let docker_cpu = stats[&spin].cpu_pct;
-    eprintln!("spin: base.cpu {base_cpu:.1} vs docker stats {docker_cpu:.1} over {secs:.2}s");
+    // Collector readings bracket `docker stats --no-stream` (which samples twice,
+    // ~1 s apart, inside our window). On a contended host the spinner's share
+    // moves between the two windows, so up to three attempts are made; a
+    // systematic difference fails all three.
+    let mut attempt = 0;
+    let (text1, text2, stats, secs, base_cpu, docker_cpu) = loop {
+        attempt += 1;
+        let t1 = Instant::now();
+        c.collect(t1, unix_now());
+        let text1 = prom_text(&c);
+        let stats = docker_stats(&[&spin, &mem]);
+        let t2 = Instant::now();
+        c.collect(t2, unix_now());
+        let text2 = prom_text(&c);
+        let secs = (t2 - t1).as_secs_f64();
+        let base_cpu = outlyer(&c, &infos[0].fingerprint, "base.cpu").expect("base.cpu");
+        let docker_cpu = stats[&spin].cpu_pct;
+        eprintln!("spin (attempt {attempt}): base.cpu {base_cpu:.1} vs docker stats {docker_cpu:.1} over {secs:.2}s");
+        if (base_cpu - docker_cpu).abs() <= 10.0 || attempt == 3 {
+            break (text1, text2, stats, secs, base_cpu, docker_cpu);
+        }
+    };
     assert!(
         (base_cpu - docker_cpu).abs() <= 10.0,
         "base.cpu {base_cpu} vs docker {docker_cpu}"
