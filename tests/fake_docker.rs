@@ -44,19 +44,6 @@ fn fake_id() -> String {
         .collect()
 }
 
-/// Mount points of every cgroup hierarchy (v1 controllers and cgroup2).
-fn cgroup_mounts() -> Vec<PathBuf> {
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    info.lines()
-        .filter_map(|line| {
-            let (pre, post) = line.split_once(" - ")?;
-            let fstype = post.split_whitespace().next()?;
-            let mount_point = pre.split_whitespace().nth(4)?;
-            (fstype == "cgroup" || fstype == "cgroup2").then(|| PathBuf::from(mount_point))
-        })
-        .collect()
-}
-
 /// cpuset cgroups accept tasks only once cpus and mems are set.
 fn inherit_cpuset(dir: &Path) {
     for file in ["cpuset.cpus", "cpuset.mems"] {

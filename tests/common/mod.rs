@@ -1020,6 +1020,15 @@ impl PrivateDockerd {
                     let _ = Command::new("kill").args(["-9", pid]).status();
                 }
             }
+            // The killed daemon can no longer remove the emptied cgroups.
+            for mount in cgroup_mounts() {
+                let dir = mount.join("docker").join(&id);
+                if dir.exists() {
+                    wait_until(Duration::from_secs(2), Duration::from_millis(20), || {
+                        fs::remove_dir(&dir).is_ok() || !dir.exists()
+                    });
+                }
+            }
         }
     }
 
@@ -1042,6 +1051,19 @@ impl PrivateDockerd {
                 .status();
         }
     }
+}
+
+/// Mount points of every cgroup hierarchy (v1 controllers and cgroup2).
+pub fn cgroup_mounts() -> Vec<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|line| {
+            let (pre, post) = line.split_once(" - ")?;
+            let fstype = post.split_whitespace().next()?;
+            let mount_point = pre.split_whitespace().nth(4)?;
+            (fstype == "cgroup" || fstype == "cgroup2").then(|| PathBuf::from(mount_point))
+        })
+        .collect()
 }
 
 /// Tears down private daemons left by test processes that no longer exist
