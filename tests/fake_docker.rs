@@ -1296,6 +1296,38 @@ fn plain_text_500_on_list_is_retried() {
 }
 
 #[test]
+fn persistent_errors_after_connecting_back_off() {
+    // The daemon accepts connections and answers /version, but every list
+    // fails: a backoff that restarts at each successful connect would retry
+    // this at full speed forever.
+    let mut fake = FakeDocker::start(Flavor::Docker17);
+    fake.with(|s| s.fail_lists = u32::MAX);
+    let c = fake.add(&unique_name("failing"), "busybox:1.0");
+    let mut agent = agent_for(&fake);
+    let lists = || {
+        fake.requests()
+            .iter()
+            .filter(|r| path_of(&r.line).ends_with("/containers/json"))
+            .count()
+    };
+    thread::sleep(Duration::from_secs(8));
+    let n = lists();
+    assert!(
+        n >= 2,
+        "the failed list was not retried within 8 s ({n} lists)"
+    );
+    assert!(
+        n <= 12,
+        "{n} failed lists in 8 s: retries after an error reply do not back off\nstderr:\n{}",
+        agent.stderr()
+    );
+    assert!(agent.is_running());
+    // It recovers once the daemon does.
+    fake.with(|s| s.fail_lists = 0);
+    wait_shown(&agent, &c.name, Duration::from_secs(35));
+}
+
+#[test]
 fn connections_closed_after_each_reply_are_retried() {
     let mut fake = FakeDocker::start(Flavor::Docker17);
     fake.with(|s| s.close_after_reply = true);
