@@ -22,7 +22,44 @@ use crate::registry::ContainerInfo;
 /// (the resolver's socket, then one per connection).
 pub const TOKENS: usize = 1 + MAX_IN_FLIGHT[0] + MAX_IN_FLIGHT[1] + MAX_IN_FLIGHT[2];
 
-/// TLS 1.2 and 1.3 with the ring provider, Mozilla's roots plus `extra`.
+/// The agent never presents a certificate: loading private keys is not
+/// needed, and leaving it out lets the linker drop ring's signing code.
+#[derive(Debug)]
+struct NoPrivateKeys;
+
+impl rustls::crypto::KeyProvider for NoPrivateKeys {
+    fn load_private_key(
+        &self,
+        _key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+        Err(rustls::Error::General(
+            "client certificates are not supported".into(),
+        ))
+    }
+}
+
+/// ring, trimmed to what a client on x86_64/aarch64 needs: AES-GCM suites
+/// (hardware-accelerated there; ChaCha20 left out to save ~50 KB of code),
+/// X25519 and P-256/P-384 key exchange, every signature algorithm webpki
+/// verifies (public CA chains use RSA and ECDSA P-256/P-384).
+pub fn crypto_provider() -> rustls::crypto::CryptoProvider {
+    use rustls::crypto::ring::{cipher_suite as cs, kx_group};
+    rustls::crypto::CryptoProvider {
+        cipher_suites: vec![
+            cs::TLS13_AES_128_GCM_SHA256,
+            cs::TLS13_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        ],
+        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1],
+        key_provider: &NoPrivateKeys,
+        ..rustls::crypto::ring::default_provider()
+    }
+}
+
+/// TLS 1.2 and 1.3, Mozilla's roots plus `extra`.
 pub fn tls_config(
     extra: &[rustls::pki_types::CertificateDer<'static>],
 ) -> Result<Arc<ClientConfig>, String> {
@@ -34,12 +71,11 @@ pub fn tls_config(
             .add(cert.clone())
             .map_err(|e| format!("DATALOOP_CA_FILE: unusable certificate: {e}"))?;
     }
-    let config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| format!("TLS: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let config = ClientConfig::builder_with_provider(Arc::new(crypto_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     Ok(Arc::new(config))
 }
 
