@@ -1208,3 +1208,49 @@ fn a_server_hanging_up_kept_alive_connections_costs_no_failure() {
     let requests = backend.requests().len();
     assert!(backend.connections.load(Ordering::SeqCst) >= requests);
 }
+
+#[test]
+fn request_timeout_fires_when_the_backend_never_answers() {
+    let tmp = TempFiles::new("mute");
+    let pki = pki(&["localhost"]);
+    // Completes the TLS handshake, reads every request, answers none.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cfg = server_config(&pki);
+    let received = Arc::new(AtomicUsize::new(0));
+    let r2 = received.clone();
+    thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let (cfg, received) = (cfg.clone(), r2.clone());
+            thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(cfg).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, s);
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = tls.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    received.fetch_add(n, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let mut s = settings(&tmp, &format!("https://localhost:{port}"), &pki.ca_pem, &[]);
+    s.request_timeout = Duration::from_millis(700);
+    let mut agent = Agent::new(s);
+    agent.push_cycle(&[host().finger], 1_700_000_000.0);
+    let t = Instant::now();
+    assert!(agent.run_until(Duration::from_secs(5), |up| up
+        .core()
+        .failures(Endpoint::Series)
+        >= 1));
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(650) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    assert!(received.load(Ordering::SeqCst) > 0, "the request was sent");
+    // Nothing is lost: the batch waits for the next attempt.
+    let c = agent.up.core().counts(Endpoint::Series).unwrap();
+    assert_eq!((c.buffered, c.delivered, c.dropped()), (3, 0, 0));
+}
