@@ -883,3 +883,99 @@ fn malformed_inputs_are_errors() {
         .unwrap()
         .is_err());
 }
+
+// ------------------------------------------------------------------ every fixture
+
+/// Parses one fixture with the parser its name calls for; `Ok(None)` for
+/// files no parser reads. Row iterators must yield only `Ok` rows.
+fn parse_fixture(rel: &str, buf: &[u8]) -> Option<Result<(), ParseError>> {
+    fn rows<T>(it: impl Iterator<Item = Result<T, ParseError>>) -> Result<(), ParseError> {
+        it.map(|r| r.map(|_| ())).collect()
+    }
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    let base = name.split('.').next().unwrap_or(name);
+    let r = match name {
+        "memory.stat" => parse_memory_stat(buf).map(|_| ()),
+        "cpu.stat" | "unified.cpu.stat" => parse_cpu_stat(buf).map(|_| ()),
+        "cpuacct.stat" => parse_cpuacct_stat(buf).map(|_| ()),
+        "cpuacct.usage" => parse_cpuacct_usage(buf).map(|_| ()),
+        "cpuacct.usage_percpu" => parse_usage_percpu(buf).map(|_| ()),
+        "cpuacct.usage_all" => return None,
+        "memory.oom_control" => parse_oom_control(buf).map(|_| ()),
+        "cgroup.procs" => rows(pids(buf)),
+        "memory.limit_in_bytes"
+        | "memory.memsw.limit_in_bytes"
+        | "memory.max"
+        | "memory.max.limited"
+        | "memory.swap.max"
+        | "pids.max" => parse_memory_limit(buf).map(|_| ()),
+        "cpu.cfs_quota_us" => parse_cfs_quota(buf).map(|_| ()),
+        "memory.usage_in_bytes"
+        | "memory.max_usage_in_bytes"
+        | "memory.failcnt"
+        | "memory.memsw.usage_in_bytes"
+        | "memory.current"
+        | "memory.peak"
+        | "memory.swap.current"
+        | "cpu.cfs_period_us"
+        | "cpu.shares"
+        | "cpu.weight"
+        | "pids.current" => parse_single_u64(buf).map(|_| ()),
+        "stat" if rel.contains("/proc/") => parse_pid_stat(buf).map(|_| ()),
+        "stat" | "proc_stat" => parse_proc_stat(buf).map(|_| ()),
+        "self_stat" => parse_pid_stat(buf).map(|_| ()),
+        "meminfo" | "proc_meminfo" => parse_meminfo(buf).map(|_| ()),
+        "loadavg" | "proc_loadavg" => parse_loadavg(buf).map(|_| ()),
+        "comm" => parse_comm(buf).map(|_| ()),
+        "cgroups" => rows(proc_cgroups_rows(buf)),
+        "cgroup" | "self_cgroup" => rows(pid_cgroup_rows(buf)),
+        _ => match base {
+            "memory" if name.starts_with("memory.events") => parse_memory_events(buf).map(|_| ()),
+            "cpu" if name.starts_with("cpu.max") => parse_cpu_max(buf).map(|_| ()),
+            "blkio" => rows(blkio_rows(buf)),
+            "io" if name.starts_with("io.stat") => rows(io_stat_rows(buf)),
+            "net_dev" | "proc_net_dev" => rows(net_dev_rows(buf)),
+            "net_tcp" | "net_tcp6" => parse_tcp_states(buf).map(|_| ()),
+            "proc_pid_stat" => parse_pid_stat(buf).map(|_| ()),
+            "proc_pid_comm" => parse_comm(buf).map(|_| ()),
+            "proc_cgroups" => rows(proc_cgroups_rows(buf)),
+            "proc_pid_cgroup" => rows(pid_cgroup_rows(buf)),
+            "mountinfo" | "self_mountinfo" => rows(mountinfo_rows(buf)),
+            _ => panic!("no parser mapped for fixture {rel}"),
+        },
+    };
+    Some(r)
+}
+
+#[test]
+fn every_fixture_parses_cleanly() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/files");
+    let mut files = Vec::new();
+    walk(&root, &mut files);
+    let mut parsed = 0;
+    for path in &files {
+        let rel = path
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let buf = std::fs::read(path).unwrap();
+        if let Some(result) = parse_fixture(&rel, &buf) {
+            assert_eq!(result, Ok(()), "{rel}");
+            parsed += 1;
+        }
+    }
+    // Everything but the four cpuacct.usage_all captures has a parser.
+    assert_eq!(parsed, files.len() - 4);
+    assert!(parsed > 190, "{parsed}");
+}
