@@ -889,8 +889,8 @@ fn malformed_inputs_are_errors() {
 /// Parses one fixture with the parser its name calls for; `Ok(None)` for
 /// files no parser reads. Row iterators must yield only `Ok` rows.
 fn parse_fixture(rel: &str, buf: &[u8]) -> Option<Result<(), ParseError>> {
-    fn rows<T>(it: impl Iterator<Item = Result<T, ParseError>>) -> Result<(), ParseError> {
-        it.map(|r| r.map(|_| ())).collect()
+    fn rows<T>(mut it: impl Iterator<Item = Result<T, ParseError>>) -> Result<(), ParseError> {
+        it.try_for_each(|r| r.map(|_| ()))
     }
     let name = rel.rsplit('/').next().unwrap_or(rel);
     let base = name.split('.').next().unwrap_or(name);
