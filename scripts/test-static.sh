@@ -344,6 +344,9 @@ host_view_checks() { # LABEL FILE
     procs=$(metric_value "$2" container_processes "$P-busy")
     check "$1: container_processes of the busy workload >= 1 (got '${procs}')" \
         awk -v p="${procs:-0}" 'BEGIN { exit !(p + 0 >= 1) }'
+    procs=$(metric_value "$2" container_threads "$P-busy")
+    check "$1: container_threads of the busy workload >= 1 (got '${procs}')" \
+        awk -v p="${procs:-0}" 'BEGIN { exit !(p + 0 >= 1) }'
     rx=$(metric_value "$2" container_network_receive_bytes_total "$P-busy" 'interface="eth0"')
     check "$1: eth0 counters of the busy workload, read through its host PID (got '${rx}')" \
         [ -n "$rx" ]
