@@ -470,49 +470,105 @@ fn sigterm_and_sigint_exit_zero_within_one_second() {
     }
 }
 
-/// A plain-HTTP stand-in for the backend on loopback: records what it is
-/// sent and answers 401 first, then 500, so the agent's upload error paths
-/// (where a careless log line would print the key) run.
+/// A plain-HTTP stand-in for the Outlyer API on loopback. It records every
+/// request line; `failing` answers 401 first and then 500 (so the agent's
+/// upload error paths, where a careless log line would print the key, run),
+/// otherwise it answers 200 (`[]` for the agent list, `{}` for the rest).
 struct FakeBackend {
     addr: String,
     received: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<(Instant, String)>>>,
     connections: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl FakeBackend {
-    fn start() -> FakeBackend {
+    fn start(failing: bool) -> FakeBackend {
         use std::sync::atomic::Ordering;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let connections = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let (rx, count) = (received.clone(), connections.clone());
+        let backend = FakeBackend {
+            addr,
+            received: Default::default(),
+            lines: Default::default(),
+            connections: Default::default(),
+        };
+        let (rx, lines, count) = (
+            backend.received.clone(),
+            backend.lines.clone(),
+            backend.connections.clone(),
+        );
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut conn) = conn else { continue };
                 let n = count.fetch_add(1, Ordering::Relaxed);
-                let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
-                let mut buf = vec![0u8; 65536];
-                let got = conn.read(&mut buf).unwrap_or(0);
-                rx.lock().unwrap().extend_from_slice(&buf[..got]);
-                let status = if n == 0 {
-                    "401 Unauthorized"
-                } else {
-                    "500 Internal Server Error"
-                };
-                let body = "{\"error\":\"rejected\"}";
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
+                let (rx, lines) = (rx.clone(), lines.clone());
+                std::thread::spawn(move || {
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                    // One request per connection: head, then Content-Length bytes.
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 8192];
+                    let mut need = None;
+                    loop {
+                        if let Some(total) = need {
+                            if buf.len() >= total {
+                                break;
+                            }
+                        } else if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                            let len = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            need = Some(end + 4 + len);
+                            continue;
+                        }
+                        match conn.read(&mut chunk) {
+                            Ok(0) | Err(_) => break,
+                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        }
+                    }
+                    let line = String::from_utf8_lossy(&buf)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    rx.lock().unwrap().extend_from_slice(&buf);
+                    lines.lock().unwrap().push((Instant::now(), line.clone()));
+                    let (status, body) = if failing {
+                        let status = if n == 0 {
+                            "401 Unauthorized"
+                        } else {
+                            "500 Internal Server Error"
+                        };
+                        (status, "{\"error\":\"rejected\"}")
+                    } else if line.starts_with("GET /agents") {
+                        ("200 OK", "[]")
+                    } else {
+                        ("200 OK", "{}")
+                    };
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                });
             }
         });
-        FakeBackend {
-            addr,
-            received,
-            connections,
-        }
+        backend
+    }
+
+    fn request_lines(&self) -> Vec<(Instant, String)> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+/// The shared daemon's socket when it answers, else a path with no daemon.
+fn shared_socket_or_nowhere() -> String {
+    if docker_answers(Path::new(SHARED_SOCKET)) {
+        SHARED_SOCKET.to_string()
+    } else {
+        nowhere_socket()
     }
 }
 
@@ -524,19 +580,11 @@ fn agent_key_never_appears_in_logs_or_answers() {
         unique_name("k").replace('-', "")
     );
     let tail = &key[key.len() - 12..];
-    let socket = if docker_answers(Path::new(SHARED_SOCKET)) {
-        SHARED_SOCKET.to_string()
-    } else {
-        nowhere_socket()
-    };
-    let _c = if socket == SHARED_SOCKET {
-        let cli = DockerCli::shared();
-        Some(cli.run_sleeper(&unique_name("keyed"), &["--network", "none"]))
-    } else {
-        None
-    };
+    let socket = shared_socket_or_nowhere();
+    let _c = (socket == SHARED_SOCKET)
+        .then(|| DockerCli::shared().run_sleeper(&unique_name("keyed"), &["--network", "none"]));
     // The backend is on loopback: a keyed agent must not reach out anywhere else.
-    let backend = FakeBackend::start();
+    let backend = FakeBackend::start(true);
     let server = format!("http://{}", backend.addr);
     let mut agent = Agent::serve(
         &socket,
@@ -558,17 +606,31 @@ fn agent_key_never_appears_in_logs_or_answers() {
             answers.push_str(&r.body_text());
         }
     }
+    let stop = Instant::now();
     agent.signal("TERM");
-    agent.wait_exit(Duration::from_secs(5));
-    // Not asserted: uploading is wired into the event loop separately. When
-    // it is, the backend's 401/500 replies exercise the upload error logs too.
+    let status = agent.wait_exit(Duration::from_secs(15));
+    let took = stop.elapsed();
     let attempts = backend
         .connections
         .load(std::sync::atomic::Ordering::Relaxed);
-    let sent = String::from_utf8_lossy(&backend.received.lock().unwrap()).into_owned();
+    assert!(
+        attempts >= 1,
+        "a keyed agent never contacted DATALOOP_SERVER={server}: the upload path was not exercised\nstderr:\n{}",
+        agent.stderr()
+    );
     eprintln!(
-        "NOTE: the loopback backend saw {attempts} connection(s); key in its requests: {}",
-        sent.contains(&key)
+        "backend saw {attempts} connection(s); SIGTERM with a failing backend: exit after {took:?}"
+    );
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "exit status after SIGTERM"
+    );
+    // Deregistering against a failing backend may take a while, but must end
+    // before Docker's default stop timeout (10 s) turns SIGTERM into SIGKILL.
+    assert!(
+        took < Duration::from_secs(10),
+        "SIGTERM with a failing backend: exit took {took:?}"
     );
     for (what, text) in [
         ("stderr", agent.stderr()),
@@ -581,6 +643,60 @@ fn agent_key_never_appears_in_logs_or_answers() {
             "the end of DATALOOP_AGENT_KEY appears in {what}"
         );
     }
+}
+
+#[test]
+fn keyed_agent_deregisters_and_exits_within_one_second_on_sigterm() {
+    if !require_docker() {
+        return;
+    }
+    let c = DockerCli::shared().run_sleeper(&unique_name("dereg"), &["--network", "none"]);
+    let backend = FakeBackend::start(false);
+    let server = format!("http://{}", backend.addr);
+    let mut agent = Agent::serve(
+        SHARED_SOCKET,
+        &["--interval", "1"],
+        &[
+            ("DATALOOP_AGENT_KEY", "oe2e-shutdown-key"),
+            ("DATALOOP_SERVER", &server),
+        ],
+    );
+    let short_id = &c.id[..12];
+    let pinged = wait_until(Duration::from_secs(15), Duration::from_millis(50), || {
+        let sent = String::from_utf8_lossy(&backend.received.lock().unwrap()).into_owned();
+        sent.contains(short_id) || sent.contains(&c.id)
+    });
+    assert!(
+        pinged.is_some(),
+        "the keyed agent never told its backend about container {short_id}; requests: {:#?}\nstderr:\n{}",
+        backend.request_lines(),
+        agent.stderr()
+    );
+    let start = Instant::now();
+    agent.signal("TERM");
+    let status = agent.wait_exit(Duration::from_secs(15));
+    let took = start.elapsed();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "exit status after SIGTERM\nstderr:\n{}",
+        agent.stderr()
+    );
+    let deregisters = backend
+        .request_lines()
+        .into_iter()
+        .filter(|(t, line)| *t >= start && line.contains("/deregister"))
+        .count();
+    assert!(
+        deregisters >= 1,
+        "no POST /agents/{{id}}/deregister after SIGTERM; requests: {:#?}",
+        backend.request_lines()
+    );
+    assert!(
+        took <= SECOND,
+        "keyed agent with a responsive backend took {took:?} to exit on SIGTERM (limit 1 s); {deregisters} deregister calls\nstderr:\n{}",
+        agent.stderr()
+    );
 }
 
 // ---------------------------------------------------------------------------
