@@ -80,7 +80,10 @@ fuzz_target!(|data: &[u8]| {
     let whole = decode(data, &[data.len()]);
     let split = decode(data, &splits(data));
     if whole.error.is_none() {
-        assert_eq!(split.error, None, "split feed failed where the whole feed did not");
+        assert_eq!(
+            split.error, None,
+            "split feed failed where the whole feed did not"
+        );
         assert_eq!(whole.events, split.events);
         assert_eq!(whole.body, split.body);
     }
