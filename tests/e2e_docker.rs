@@ -190,6 +190,65 @@ fn containers_appear_and_disappear_within_one_second() {
 }
 
 #[test]
+fn label_values_are_escaped_in_the_exposition() {
+    if !require_docker() {
+        return;
+    }
+    let cli = DockerCli::shared();
+    let name = unique_name("labels");
+    let tricky = "say \"hi\" \\ C:\\path\nsecond line {a=\"b\"},";
+    let _c = cli.run_sleeper(
+        &name,
+        &[
+            "--network",
+            "none",
+            "--label",
+            &format!("oe2e.note={tricky}"),
+            "--label",
+            "oe2e.plain=ok",
+        ],
+    );
+    let agent = agent_on_shared_daemon(&[], &[]);
+    let Some((_, body)) =
+        agent.wait_metrics(Duration::from_secs(5), Duration::from_millis(20), |b| {
+            has_container(b, &name)
+        })
+    else {
+        panic!("container {name} never listed\nstderr:\n{}", agent.stderr());
+    };
+    promtool_check(&body);
+    let ours: Vec<&str> = body
+        .lines()
+        .filter(|l| !l.starts_with('#') && label(l, "name").as_deref() == Some(name.as_str()))
+        .collect();
+    assert!(!ours.is_empty());
+    // Every sample line of the container must still parse to the right name
+    // and image: a bad escape would shift or break the label set.
+    for line in &ours {
+        assert_eq!(
+            label(line, "image").as_deref(),
+            Some(IMAGE),
+            "label set broken: {line}"
+        );
+        assert!(
+            sample_value(line).is_some(),
+            "no value after the labels: {line}"
+        );
+    }
+    // Where the agent exports Docker labels, the value survives escaping.
+    let exported: Vec<String> = ours
+        .iter()
+        .filter_map(|l| label(l, "container_label_oe2e_note"))
+        .collect();
+    if exported.is_empty() {
+        eprintln!("NOTE: container labels are not exported as container_label_*");
+    }
+    for v in exported {
+        assert_eq!(v, tricky, "label value changed by escaping");
+    }
+}
+
+#[test]
 fn docker_host_variable_selects_the_socket() {
     if !require_docker() {
         return;
