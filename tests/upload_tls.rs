@@ -1254,3 +1254,79 @@ fn request_timeout_fires_when_the_backend_never_answers() {
     let c = agent.up.core().counts(Endpoint::Series).unwrap();
     assert_eq!((c.buffered, c.delivered, c.dropped()), (3, 0, 0));
 }
+
+#[test]
+fn plain_http_through_a_proxy_asks_the_proxy_directly() {
+    let tmp = TempFiles::new("httpproxy");
+    // Plays an HTTP proxy that forwards and relays a 200: records request lines.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let lines = Arc::new(Mutex::new(Vec::<(String, Option<String>)>::new()));
+    let l2 = lines.clone();
+    thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let lines = l2.clone();
+            thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut b = [0u8; 4096];
+                loop {
+                    let mut headers = [httparse::EMPTY_HEADER; 32];
+                    let mut req = httparse::Request::new(&mut headers);
+                    if let Ok(httparse::Status::Complete(n)) = req.parse(&buf) {
+                        let len: usize = req
+                            .headers
+                            .iter()
+                            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                            .map_or(0, |h| {
+                                std::str::from_utf8(h.value).unwrap().parse().unwrap()
+                            });
+                        if buf.len() >= n + len {
+                            let auth = req
+                                .headers
+                                .iter()
+                                .find(|h| h.name.eq_ignore_ascii_case("proxy-authorization"))
+                                .map(|h| String::from_utf8_lossy(h.value).into_owned());
+                            let line = format!("{} {}", req.method.unwrap(), req.path.unwrap());
+                            lines.lock().unwrap().push((line, auth));
+                            buf.drain(..n + len);
+                            if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]")
+                                .is_err()
+                            {
+                                return;
+                            }
+                            continue;
+                        }
+                    }
+                    match s.read(&mut b) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&b[..n]),
+                    }
+                }
+            });
+        }
+    });
+    let s = settings(
+        &tmp,
+        "http://backend.test:8080",
+        "",
+        &[("http_proxy", format!("http://u:p@127.0.0.1:{port}"))],
+    );
+    let mut agent = Agent::new(s);
+    agent.push_cycle(&[host().finger], 1_700_000_000.0);
+    assert!(agent.run_until(Duration::from_secs(5), |up| {
+        up.core().api_counts().pings >= 1
+            && up.core().counts(Endpoint::Series).unwrap().delivered == 3
+    }));
+    let lines = lines.lock().unwrap().clone();
+    assert!(lines.iter().any(|(l, _)| *l
+        == format!(
+            "POST http://backend.test:8080/agents/{}/ping",
+            host().finger
+        )));
+    assert!(lines
+        .iter()
+        .any(|(l, _)| l == "POST http://backend.test:8080/v2/accounts/acme/series"));
+    assert!(lines
+        .iter()
+        .all(|(l, a)| !l.starts_with("CONNECT") && a.as_deref() == Some("Basic dTpw")));
+}

@@ -278,6 +278,16 @@ impl Conn {
                 self.update_interest(registry);
                 done
             }
+            Err(_)
+                if self.reused
+                    && !self.answered
+                    && matches!(self.state, State::ExpectResponse { .. }) =>
+            {
+                // The server dropped the kept-alive connection as we wrote.
+                self.close(registry);
+                let (id, _) = self.current.take()?;
+                Some((id, Outcome::ClosedIdle))
+            }
             Err(e) => self.fail(registry, e),
         }
     }
@@ -296,7 +306,9 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(None),
                 Err(e) => return Err(format!("connect: {e}")),
             }
-            match &self.proxy {
+            // A TLS target is tunnelled through the proxy; a plain-http one
+            // is asked of the proxy directly (absolute-form request line).
+            match self.proxy.as_ref().filter(|_| self.target.tls) {
                 Some(p) => {
                     proxy::write_connect(
                         &mut self.raw_out,
