@@ -2,9 +2,24 @@
 //! over the agent API, metrics to Graphite and/or the series API, over TLS
 //! driven by the agent's single mio loop.
 //!
-//! Layers: pure wire formats ([`wire`], [`dns`], [`proxy`], [`retry`]),
-//! the sans-IO scheduler ([`core`]), and the thin socket shell
-//! ([`conn`], [`Uploader`]).
+//! Layers: pure wire formats ([`wire`], [`dns`], [`proxy`], [`retry`],
+//! [`buffer`]), the sans-IO scheduler ([`core`]: requests out, outcomes in,
+//! time passed in), and the thin socket shell ([`conn`], [`Uploader`]).
+//!
+//! Wiring into the event loop:
+//!
+//! ```text
+//! start-up   UploadSettings::from_env(env)?  → None: no key, no upload
+//!            Uploader::new(settings, host, FIRST_TOKEN, now)?   (tokens FIRST_TOKEN..+TOKENS)
+//! events     up.container_started(&info, processes_of(rootfs, procs), now)
+//!            up.container_stopped(&id, &finger, now)
+//! per cycle  up.push_samples(unix_secs, [(finger, "base.cpu", 12.5), ...])
+//!            up.update_processes(&finger, processes_of(...))   (optional, for the next ping)
+//! poll       timeout ≤ up.next_deadline(); for each event with up.owns(token): up.ready(reg, token, now);
+//!            then (or when the deadline passed) up.tick(reg, now)
+//! SIGTERM    up.shutdown(reg, now); keep polling until up.is_shutdown_complete() (≤ 4.5 s)
+//! /metrics   up.write_prometheus(&mut body)
+//! ```
 
 pub mod buffer;
 pub mod conn;
