@@ -548,7 +548,6 @@ impl Agent {
         );
         self.docker_up = true;
         self.metrics_dirty = true;
-        self.backoff = BACKOFF_FIRST;
         if self.fingerprint.is_none() || self.docker_host_name.is_none() {
             self.request(Request::Info, now);
         }
@@ -596,6 +595,9 @@ impl Agent {
         };
         let first = !self.synced;
         self.synced = true;
+        // Only a full sync proves the daemon usable again: a daemon that
+        // answers /version but fails the list keeps backing off.
+        self.backoff = BACKOFF_FIRST;
         self.next_relist = Some(now + RELIST_EVERY);
         let running: HashSet<&str> = list
             .iter()
