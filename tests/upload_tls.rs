@@ -1052,10 +1052,57 @@ fn figures() {
     let server = format!("https://localhost:{port}");
 
     const CONTAINERS: u8 = 10;
-    const PATHS: usize = 46; // the base.* catalog of metrics.md
-    let paths: Vec<String> = (0..PATHS)
-        .map(|i| format!("base.metric_{i:02}.value"))
-        .collect();
+    // The base.* catalog of metrics.md.
+    const CATALOG: [&str; 46] = [
+        "base.count",
+        "base.cpu",
+        "base.cpu.cores",
+        "base.cpu.user",
+        "base.cpu.system",
+        "base.memory",
+        "base.swap",
+        "base.vmem.used",
+        "base.vmem.total",
+        "base.vmem.available",
+        "base.vmem.percent",
+        "base.vmem.cached",
+        "base.vmem.active",
+        "base.vmem.inactive",
+        "base.vmem.used_gb",
+        "base.vmem.total_gb",
+        "base.vmem.available_gb",
+        "base.network.bytes_recv",
+        "base.network.bytes_sent",
+        "base.network.packets_recv",
+        "base.network.packets_sent",
+        "base.network.errin",
+        "base.network.errout",
+        "base.network.dropin",
+        "base.network.dropout",
+        "base.network.bytes_recv_per_sec",
+        "base.network.bytes_sent_per_sec",
+        "base.network.packets_recv_per_sec",
+        "base.network.packets_sent_per_sec",
+        "base.network.errin_per_sec",
+        "base.network.errout_per_sec",
+        "base.network.dropin_per_sec",
+        "base.network.dropout_per_sec",
+        "base.net_download",
+        "base.net_upload",
+        "base.disk.read_bytes",
+        "base.disk.write_bytes",
+        "base.disk.read_count",
+        "base.disk.write_count",
+        "base.disk.read_bytes_per_sec",
+        "base.disk.write_bytes_per_sec",
+        "base.disk.read_count_per_sec",
+        "base.disk.write_count_per_sec",
+        "base.load_1_min",
+        "base.load_5_min",
+        "base.load_15_min",
+    ];
+    const PATHS: usize = CATALOG.len();
+    let paths: Vec<String> = CATALOG.iter().map(|p| p.to_string()).collect();
     let cs: Vec<ContainerInfo> = (1..=CONTAINERS).map(container).collect();
     let fingers: Vec<String> = cs.iter().map(|c| c.fingerprint.clone()).collect();
 
@@ -1110,6 +1157,20 @@ fn figures() {
         per(api0.1, api1.1),
         per(ser0.0, ser1.0),
         per(ser0.1, ser1.1)
+    );
+    let mut lines = Vec::new();
+    for p in &paths {
+        outlyer_agent::upload::wire::write_graphite_line(
+            &mut lines,
+            &fingers[0],
+            p,
+            1234.5678,
+            1.7e9,
+        );
+    }
+    println!(
+        "FIGURE graphite payload per container per cycle: {} bytes (before TLS framing)",
+        lines.len()
     );
     println!(
         "FIGURE added RSS at steady state: {} KiB total, {} KiB anonymous",
