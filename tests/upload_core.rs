@@ -616,3 +616,63 @@ fn a_past_retry_time_is_no_deadline_once_handled() {
     assert!(core.poll_request(Endpoint::Api, later).is_none());
     assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(10)));
 }
+
+/// xorshift64: inputs for the "never panic on input" property.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn peer_bytes_never_panic_the_parsers() {
+    use outlyer_agent::upload::{dns, proxy, retry, wire};
+    let q = dns::encode_query(7, "api.example.com", dns::QTYPE_A).unwrap();
+    let mut valid = q.clone();
+    valid[2] |= 0x80;
+    valid[7] = 1;
+    valid.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 1]);
+    assert_eq!(
+        dns::parse_response(&valid, 7, "api.example.com", dns::QTYPE_A)
+            .unwrap()
+            .addrs
+            .len(),
+        1
+    );
+    let connect_ok = b"HTTP/1.1 200 Connection established\r\nVia: x\r\n\r\n".to_vec();
+    let mut noise = Noise(0x9E37_79B9_7F4A_7C15);
+    for round in 0..20_000 {
+        // Half random bytes, half mutations of valid inputs.
+        let base: &[u8] = if round % 2 == 0 { &valid } else { &connect_ok };
+        let mut input = if round % 4 < 2 {
+            let n = (noise.next() % 80) as usize;
+            (0..n).map(|_| noise.next() as u8).collect::<Vec<u8>>()
+        } else {
+            let mut m = base.to_vec();
+            for _ in 0..1 + noise.next() % 4 {
+                let i = (noise.next() as usize) % m.len();
+                m[i] = noise.next() as u8;
+            }
+            m.truncate((noise.next() as usize) % (m.len() + 1));
+            m
+        };
+        let _ = dns::parse_response(&input, 7, "api.example.com", dns::QTYPE_A);
+        let _ = proxy::parse_connect_reply(&input);
+        let _ = retry::parse_retry_after(&input, Some(&input), 0);
+        let _ = wire::parse_agent_ids(&input);
+        let _ = wire::parse_pids(&input);
+        input.push(b'\n');
+        let text = String::from_utf8_lossy(&input).into_owned();
+        let _ = dns::parse_resolv_conf(&text);
+        let _ = dns::hosts_lookup(&text, "api.example.com");
+        let _ = proxy::NoProxy::parse(&text).matches("api.example.com", 443);
+        let _ = proxy::Proxy::parse(&text);
+        let _ = outlyer_agent::upload::settings::parse_url(&text);
+        let _ = retry::parse_http_date(&text);
+    }
+}

@@ -1391,3 +1391,43 @@ fn plain_http_through_a_proxy_asks_the_proxy_directly() {
         .iter()
         .all(|(l, a)| !l.starts_with("CONNECT") && a.as_deref() == Some("Basic dTpw")));
 }
+
+#[test]
+fn a_silent_nameserver_never_stalls_the_loop() {
+    let tmp = TempFiles::new("silentdns");
+    // Receives queries, answers none.
+    let ns = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let ns_addr = ns.local_addr().unwrap();
+    let queries = Arc::new(AtomicUsize::new(0));
+    let q2 = queries.clone();
+    thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while ns.recv_from(&mut buf).is_ok() {
+            q2.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let mut s = settings(&tmp, "https://backend.test:443", "", &[]);
+    s.nameservers = Some(vec![ns_addr]);
+    let mut agent = Agent::new(s);
+    let mut last = Instant::now();
+    let mut longest = Duration::ZERO;
+    assert!(agent.run_until(Duration::from_secs(6), |up| {
+        let now = Instant::now();
+        longest = longest.max(now - last);
+        last = now;
+        up.core().failures(Endpoint::Api) >= 1
+    }));
+    // The loop kept turning (50 ms poll cap in this harness) while the
+    // name went unanswered; the request failed at the connect deadline.
+    assert!(longest < Duration::from_millis(250), "{longest:?}");
+    assert!(queries.load(Ordering::SeqCst) >= 1);
+
+    // With no nameserver at all the failure is immediate.
+    let mut agent = Agent::new(settings(&tmp, "https://backend.test:443", "", &[]));
+    let t = Instant::now();
+    assert!(agent.run_until(Duration::from_secs(2), |up| up
+        .core()
+        .failures(Endpoint::Api)
+        >= 1));
+    assert!(t.elapsed() < Duration::from_millis(500));
+}
