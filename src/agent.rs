@@ -814,6 +814,17 @@ impl Agent {
 
     /// `name:count` of the processes in a container's cgroup.
     fn container_processes(&self, id: &str) -> Vec<String> {
+        if let Some(pids) = self.collector.scanned_pids(id) {
+            // In its own PID namespace the agent reads empty cgroup.procs:
+            // use the host PIDs the collector found instead.
+            let comms: Vec<Vec<u8>> = pids
+                .iter()
+                .filter_map(|pid| {
+                    std::fs::read(self.cfg.rootfs.join(format!("proc/{pid}/comm"))).ok()
+                })
+                .collect();
+            return crate::upload::wire::group_processes(comms.iter().map(Vec::as_slice));
+        }
         let Some(path) = self.collector.cgroup_path(id) else {
             return Vec::new();
         };

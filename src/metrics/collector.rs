@@ -4,6 +4,7 @@
 
 use super::files::{Outcome, ReadBuf, Src};
 use super::outlyer::{container_values, host_values, HostContext, Values};
+use super::pidscan::{self, PidCounts};
 use super::reading::*;
 use crate::cgroup::mounts::{self, Hierarchies, Layout};
 use crate::cgroup::parse::{self as cg, Limit};
@@ -67,6 +68,9 @@ pub(super) struct Tracked {
     /// Exponential load averages: 10 s, 1, 5, 15 min.
     pub load: [f64; 4],
     tasks: TaskCache,
+    /// Foreign PID namespace only: what this cycle's scan of the host's
+    /// processes found for the container (see `pidscan`).
+    pids: Option<PidCounts>,
     /// The latest cycle produced a reading (series are published).
     pub ok: bool,
     /// The cgroup vanished; re-resolve before reading again.
@@ -102,6 +106,8 @@ pub struct Collector {
     logged_swap_off: bool,
     logged_fd_limit: bool,
     tcp_states: bool,
+    /// The agent does not see the host's PIDs in cgroup files (no `--pid host`).
+    foreign_pidns: bool,
 }
 
 fn escape_label_value(out: &mut String, v: &str) {
@@ -185,6 +191,14 @@ impl Collector {
             prev: HostReading::default(),
             values: Values::default(),
         };
+        let foreign_pidns = pidscan::is_foreign_pid_namespace(rootfs);
+        if foreign_pidns {
+            log_line(format_args!(
+                "the agent runs in its own PID namespace: container processes are found by a scan of {}/proc \
+                 each cycle (`--pid host` makes the cgroup files usable and saves that scan)",
+                rootfs.display()
+            ));
+        }
         let mut rootfs_str = rootfs.to_string_lossy().into_owned();
         while rootfs_str.ends_with('/') {
             rootfs_str.pop();
@@ -203,6 +217,7 @@ impl Collector {
             logged_swap_off: false,
             logged_fd_limit: false,
             tcp_states: false,
+            foreign_pidns,
         }
     }
 
@@ -240,6 +255,7 @@ impl Collector {
                 spec: Spec::default(),
                 load: [0.0; 4],
                 tasks: TaskCache::default(),
+                pids: None,
                 ok: false,
                 gone: true,
                 retry_at: 0,
@@ -253,6 +269,11 @@ impl Collector {
             Some(i) => i,
             None => return,
         };
+        if self.foreign_pidns {
+            // One scan for this container, so its processes show at once.
+            let found = pidscan::scan(&self.rootfs, &[info.id.as_str()], MAX_LOAD_TASKS);
+            self.containers[idx].pids = found.into_iter().next();
+        }
         self.collect_one(idx, now, unix_secs);
     }
 
@@ -288,6 +309,13 @@ impl Collector {
         self.cycle += 1;
         read_host(&mut self.host, &mut self.buf, now);
         host_values(&mut self.host.values, &self.host.cur, &self.host.prev);
+        if self.foreign_pidns {
+            let ids: Vec<&str> = self.containers.iter().map(|t| t.info.id.as_str()).collect();
+            let found = pidscan::scan(&self.rootfs, &ids, MAX_LOAD_TASKS);
+            for (t, counts) in self.containers.iter_mut().zip(found) {
+                t.pids = Some(counts);
+            }
+        }
         for i in 0..self.containers.len() {
             self.collect_one(i, now, unix_secs);
         }
@@ -335,6 +363,12 @@ impl Collector {
             v2,
         ) {
             Some(mut r) => {
+                if self.foreign_pidns {
+                    // The cgroup files listed none of the container's PIDs.
+                    r.processes = t.pids.as_ref().map(|c| c.pids.len() as u64);
+                    r.threads = t.pids.as_ref().map(|c| c.threads);
+                    r.runnable = t.pids.as_ref().map(|c| c.runnable);
+                }
                 r.at = Some(now);
                 r.host_ticks = host.docker_ticks;
                 r.online_cpus = host.online_cpus;
@@ -447,6 +481,17 @@ impl Collector {
             container_values(&mut values, &t.cur, &t.prev, &t.spec, &t.load, &ctx);
             values.for_each(|path, v| f(&t.info.fingerprint, path, v));
         }
+    }
+
+    /// Host PIDs of a container's processes from the latest scan, when the
+    /// agent runs in its own PID namespace (`None` otherwise: then the
+    /// container's `cgroup.procs` lists them).
+    pub fn scanned_pids(&self, id: &str) -> Option<&[u32]> {
+        self.containers
+            .iter()
+            .find(|t| t.info.id == id)
+            .and_then(|t| t.pids.as_ref())
+            .map(|c| c.pids.as_slice())
     }
 
     /// The cgroup path used as the `id` label, once resolved.

@@ -3,6 +3,7 @@
 mod collector;
 mod files;
 mod outlyer;
+mod pidscan;
 mod prometheus;
 mod reading;
 
