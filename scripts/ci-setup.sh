@@ -9,7 +9,7 @@
 #                                               used by the tests' private dockerd
 set -euo pipefail
 
-PACKAGES=(docker.io busybox-static musl-tools prometheus curl strace file iptables procps iproute2 util-linux perl)
+PACKAGES=(docker.io busybox-static musl-tools prometheus curl strace file iptables procps iproute2 util-linux perl graphite-carbon python3-whisper docker-compose python3-yaml)
 SHARED_SOCKET=/var/run/docker.sock
 DOCKERD_LOG=/tmp/outlyer-dockerd.log
 IMAGE=localbusy:latest

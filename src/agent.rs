@@ -56,9 +56,12 @@ pub fn main_entry() -> i32 {
             0
         }
         Ok(Command::Run(cfg)) => {
-            let upload = match UploadSettings::from_env(|k| std::env::var(k).ok()) {
+            let upload = match UploadSettings::from_env(|k| cfg.upload_env(k)) {
                 Ok(u) => u,
-                Err(e) => {
+                Err(mut e) => {
+                    if let Some(flag) = cfg.flag_for(&e.setting) {
+                        e.setting = flag.to_owned();
+                    }
                     eprintln!("outlyer-agent: {e}");
                     return 2;
                 }

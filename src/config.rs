@@ -44,6 +44,33 @@ pub struct Config {
     /// `DATALOOP_FINGERPRINT`, validated as a UUID and lower-cased.
     pub fingerprint: Option<String>,
     pub debug: bool,
+    /// Upload flags given on the command line, as (variable, value): they
+    /// overlay the environment for `upload::UploadSettings::from_env`.
+    pub upload_flags: Vec<(&'static str, String)>,
+}
+
+impl Config {
+    /// The environment as the uploader sees it: upload flags win.
+    pub fn upload_env(&self, name: &str) -> Option<String> {
+        self.upload_flags
+            .iter()
+            .find(|(var, _)| *var == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var(name).ok())
+    }
+
+    /// The flag a variable's value came from, for error messages.
+    pub fn flag_for(&self, var: &str) -> Option<&'static str> {
+        self.upload_flags
+            .iter()
+            .find(|(v, _)| *v == var)
+            .and_then(|(v, _)| {
+                crate::upload::settings::FLAGS
+                    .iter()
+                    .find(|(_, e)| e == v)
+                    .map(|(f, _)| *f)
+            })
+    }
 }
 
 #[derive(Debug)]
@@ -89,6 +116,16 @@ Flags (each wins over its environment variable):
                          [env DATALOOP_INTERVAL; default {interval}]
   --once                 take two readings 1 s apart, print Prometheus text, exit
   --debug                extra logging [env DATALOOP_DEBUG]
+  --server URL           agent API base URL (https://; http:// for testing)
+                         [env DATALOOP_SERVER; default https://agent.dataloop.io]
+  --graphite HOST:PORT   Graphite plaintext sink, tls://HOST:PORT for TLS
+                         [env DATALOOP_GRAPHITE; default none]
+  --series-url URL       HTTPS series sink .../v2/accounts/<account>/series
+                         [env DATALOOP_SERIES_URL; default none]
+  --ca-file PATH         extra PEM roots; certificates are always verified
+                         [env DATALOOP_CA_FILE; default none]
+  --buffer-samples N     samples kept while the backend is unreachable
+                         [env DATALOOP_BUFFER_SAMPLES; default 10000]
   --help                 this text
   --version              the version
 
@@ -98,6 +135,8 @@ Environment:
   DATALOOP_TAGS          comma-separated tags of the host agent (default: {tags})
   DATALOOP_FINGERPRINT   fixed fingerprint, a UUID (default: derived from the host id)
   DATALOOP_DEBUG         yes/no/true/false (default: no)
+  HTTPS_PROXY, HTTP_PROXY, NO_PROXY (and lower-case)
+                         proxies for the upload, read as curl reads them
 ",
         ver = env!("CARGO_PKG_VERSION"),
         sock = DEFAULT_SOCKET,
@@ -121,6 +160,7 @@ where
     let mut interval = None;
     let mut once = false;
     let mut debug_flag = false;
+    let mut upload_flags: Vec<(&'static str, String)> = Vec::new();
 
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -143,7 +183,17 @@ where
             "--docker-socket" => socket = Some(value("--docker-socket")?),
             "--listen" => listen = Some(("--listen", value("--listen")?)),
             "--interval" => interval = Some(("--interval", value("--interval")?)),
-            other => return Err(err(other, "unknown flag (see --help)")),
+            other => match crate::upload::settings::FLAGS
+                .iter()
+                .find(|(f, _)| *f == other)
+            {
+                Some(&(flag, var)) => {
+                    let v = value(flag)?;
+                    upload_flags.retain(|(x, _)| *x != var);
+                    upload_flags.push((var, v));
+                }
+                None => return Err(err(other, "unknown flag (see --help)")),
+            },
         }
     }
 
@@ -275,6 +325,7 @@ where
         tags,
         fingerprint,
         debug,
+        upload_flags,
     })))
 }
 
@@ -380,6 +431,25 @@ mod tests {
     }
 
     #[test]
+    fn upload_flags_overlay_their_variables() {
+        let c = run(&["--server", "https://a.example", "--graphite=g:2003"], &[]).unwrap();
+        assert_eq!(
+            c.upload_flags,
+            vec![
+                ("DATALOOP_SERVER", "https://a.example".to_string()),
+                ("DATALOOP_GRAPHITE", "g:2003".to_string())
+            ]
+        );
+        assert_eq!(
+            c.upload_env("DATALOOP_SERVER").as_deref(),
+            Some("https://a.example")
+        );
+        assert_eq!(c.flag_for("DATALOOP_GRAPHITE"), Some("--graphite"));
+        assert_eq!(c.flag_for("DATALOOP_CA_FILE"), None);
+        assert_eq!(setting_of(run(&["--ca-file"], &[])), "--ca-file");
+    }
+
+    #[test]
     fn bad_values_name_their_setting() {
         assert_eq!(setting_of(run(&["--interval", "0"], &[])), "--interval");
         assert_eq!(setting_of(run(&["--interval", "3601"], &[])), "--interval");
@@ -443,6 +513,18 @@ mod tests {
             "DATALOOP_LISTEN",
             "DATALOOP_INTERVAL",
             "DOCKER_HOST",
+            "--server",
+            "--graphite",
+            "--series-url",
+            "--ca-file",
+            "--buffer-samples",
+            "DATALOOP_SERVER",
+            "DATALOOP_GRAPHITE",
+            "DATALOOP_SERIES_URL",
+            "DATALOOP_CA_FILE",
+            "DATALOOP_BUFFER_SAMPLES",
+            "HTTPS_PROXY",
+            "NO_PROXY",
         ] {
             assert!(h.contains(s), "help misses {s}");
         }
