@@ -14,7 +14,9 @@ PORT=${BENCH_PORT:-18124}
 SOCKET=${BENCH_DOCKER_SOCKET:-/var/run/docker.sock}
 PREFIX="oe2e-idle-$$"
 TARGET=${CARGO_TARGET_DIR:-target}
-BIN=$TARGET/release/outlyer-agent
+# AGENT_BIN=target/x86_64-unknown-linux-musl/release/outlyer-agent measures
+# the shipped static binary (musl's allocator) instead of the glibc build.
+BIN=${AGENT_BIN:-$TARGET/release/outlyer-agent}
 LOG=$(mktemp /tmp/oe2e-bench-idle.XXXXXX)
 AGENT_PID=
 export DOCKER_HOST="unix://$SOCKET"
@@ -50,7 +52,7 @@ if curl -s --max-time 1 "http://127.0.0.1:$PORT/" >/dev/null 2>&1; then
     echo "bench-idle: port $PORT is in use; set BENCH_PORT" >&2
     exit 1
 fi
-cargo build --release --quiet
+[[ -n ${AGENT_BIN:-} ]] || cargo build --release --quiet
 
 echo "starting $COUNT containers..."
 start=$SECONDS

@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::io::{self, Write as _};
-use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::unix::SourceFd;
@@ -150,8 +149,8 @@ pub struct Agent {
     reconnect_at: Option<Instant>,
     next_collect: Instant,
     next_relist: Option<Instant>,
-    metrics: Rc<Vec<u8>>,
-    metrics_dirty: bool,
+    /// Size of the last /metrics text, to size the next buffer at once.
+    metrics_len: usize,
     once: Option<Once>,
     outputs: Vec<Output>,
     /// Upload settings until the uploader can start (it needs the host
@@ -228,8 +227,7 @@ impl Agent {
             backoff: BACKOFF_FIRST,
             reconnect_at: None,
             next_relist: None,
-            metrics: Rc::new(Vec::new()),
-            metrics_dirty: true,
+            metrics_len: 0,
             once,
             outputs: Vec::new(),
             upload_settings: upload,
@@ -294,8 +292,6 @@ impl Agent {
                     t if self.uploader.as_ref().is_some_and(|u| u.owns(t)) => {
                         if let Some(u) = self.uploader.as_mut() {
                             u.ready(self.poll.registry(), t, now);
-                            // Its counters are part of /metrics.
-                            self.metrics_dirty = true;
                         }
                     }
                     t => self.serve(t, now),
@@ -379,7 +375,6 @@ impl Agent {
         if let Some(u) = self.uploader.as_mut() {
             if u.next_deadline().is_some_and(|t| t <= now) {
                 u.tick(self.poll.registry(), now);
-                self.metrics_dirty = true;
             }
         }
         self.step_once(now)
@@ -389,7 +384,6 @@ impl Agent {
         let started = Instant::now();
         let unix = unix_now();
         self.collector.collect(now, unix);
-        self.metrics_dirty = true;
         self.upload_cycle(unix);
         debug!(
             "collected {} containers in {:.3} ms",
@@ -416,9 +410,9 @@ impl Agent {
             }
             Some(Once::ExpectSecondReading { at }) if at <= now => {
                 self.collect(now);
-                self.render_metrics();
+                let text = self.render_metrics();
                 let mut stdout = io::stdout().lock();
-                stdout.write_all(&self.metrics)?;
+                stdout.write_all(&text)?;
                 stdout.flush()?;
                 Ok(true)
             }
@@ -520,7 +514,6 @@ impl Agent {
         }
         if self.docker_up {
             self.docker_up = false;
-            self.metrics_dirty = true;
         }
         self.reconnect_at = Some(now + self.backoff);
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
@@ -550,7 +543,6 @@ impl Agent {
             v.version, v.api_version
         );
         self.docker_up = true;
-        self.metrics_dirty = true;
         if self.fingerprint.is_none() || self.docker_host_name.is_none() {
             self.request(Request::Info, now);
         }
@@ -710,14 +702,12 @@ impl Agent {
             }
         }
         self.registry.insert(info);
-        self.metrics_dirty = true;
     }
 
     fn untrack(&mut self, id: &str, why: &str) {
         if let Some(info) = self.registry.remove(id) {
             info!("untracking {} ({}): {why}", info.name, info.short_id());
             self.collector.untrack(id);
-            self.metrics_dirty = true;
             if let Some(u) = self.uploader.as_mut() {
                 u.container_stopped(id, &info.fingerprint, Instant::now());
             }
@@ -755,7 +745,6 @@ impl Agent {
                     c.name = name;
                     let updated = c.clone();
                     self.collector.update_info(&updated);
-                    self.metrics_dirty = true;
                 }
                 (Some(_), None) => self.inspect(&ev.id, now),
                 (None, _) => {}
@@ -765,7 +754,6 @@ impl Agent {
                     c.paused = ev.action == EventAction::Pause;
                     let updated = c.clone();
                     self.collector.update_info(&updated);
-                    self.metrics_dirty = true;
                 }
             }
             _ => {}
@@ -808,7 +796,6 @@ impl Agent {
                     u.container_started(info, self.container_processes(&info.id), now);
                 }
                 self.uploader = Some(u);
-                self.metrics_dirty = true;
             }
             // Validated at start-up, so this is not expected.
             Err(e) => error!("upload: cannot start: {e}"),
@@ -908,27 +895,24 @@ impl Agent {
         // Disjoint borrows: the server drives the socket, the closure reads
         // the agent's state.
         let fingerprint = self.fingerprint.as_deref();
-        let cache = &mut self.metrics;
-        let dirty = &mut self.metrics_dirty;
+        let last_len = &mut self.metrics_len;
         let (collector, containers, up) = (&self.collector, self.registry.len(), self.docker_up);
         let uploader = self.uploader.as_ref();
         server.ready(self.poll.registry(), token, now, &mut |req| {
             route(req.method, req.path, fingerprint, &mut || {
-                render_metrics(cache, dirty, collector, uploader, containers, up)
+                render_metrics(last_len, collector, uploader, containers, up)
             })
         });
     }
 
-    /// Re-renders the cached /metrics text when something changed.
-    fn render_metrics(&mut self) {
+    fn render_metrics(&mut self) -> Vec<u8> {
         render_metrics(
-            &mut self.metrics,
-            &mut self.metrics_dirty,
+            &mut self.metrics_len,
             &self.collector,
             self.uploader.as_ref(),
             self.registry.len(),
             self.docker_up,
-        );
+        )
     }
 }
 
@@ -937,7 +921,7 @@ fn route(
     method: &str,
     path: &str,
     fingerprint: Option<&str>,
-    metrics: &mut dyn FnMut() -> Rc<Vec<u8>>,
+    metrics: &mut dyn FnMut() -> Vec<u8>,
 ) -> Response {
     let path = path.split('?').next().unwrap_or(path);
     if !matches!(path, "/" | "/metrics" | "/healthz") {
@@ -963,36 +947,31 @@ fn route(
         _ => Response {
             status: 200,
             content_type: Some("text/plain; version=0.0.4; charset=utf-8"),
-            body: Body::Shared(metrics()),
+            body: Body::Owned(metrics()),
             headers: &[],
         },
     }
 }
 
-/// The cached /metrics text, re-rendered only when something changed. The
-/// buffer is reused unless a slow client still holds the previous one.
+/// The /metrics text of the latest readings. Rendered per scrape (a
+/// rendering, never a collection) into a buffer the connection frees once
+/// written, rather than kept: with many containers the text is the largest
+/// thing the agent would otherwise hold (about 3.3 KiB per container).
 fn render_metrics(
-    cache: &mut Rc<Vec<u8>>,
-    dirty: &mut bool,
+    last_len: &mut usize,
     collector: &Collector,
     uploader: Option<&Uploader>,
     containers: usize,
     docker_up: bool,
-) -> Rc<Vec<u8>> {
-    if *dirty {
-        *dirty = false;
-        if Rc::get_mut(cache).is_none() {
-            *cache = Rc::new(Vec::with_capacity(cache.len() + 1024));
-        }
-        let buf = Rc::get_mut(cache).expect("unique after the check above");
-        buf.clear();
-        collector.write_prometheus(buf);
-        write_agent_families(buf, containers, docker_up);
-        if let Some(u) = uploader {
-            u.write_prometheus(buf);
-        }
+) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(*last_len + 4096);
+    collector.write_prometheus(&mut buf);
+    write_agent_families(&mut buf, containers, docker_up);
+    if let Some(u) = uploader {
+        u.write_prometheus(&mut buf);
     }
-    Rc::clone(cache)
+    *last_len = buf.len();
+    buf
 }
 
 /// The agent's own health families.
