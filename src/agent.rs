@@ -201,7 +201,8 @@ impl Agent {
         });
         let kubernetes = std::env::var_os("KUBERNETES_PORT").is_some();
         let registry = Registry::new(SelfIdentity::detect(), kubernetes);
-        let collector = Collector::new(&cfg.rootfs, fingerprint.as_deref().unwrap_or(""));
+        let mut collector = Collector::new(&cfg.rootfs, fingerprint.as_deref().unwrap_or(""));
+        collector.set_tcp_states(cfg.tcp_states);
         let docker = DockerClient::new(cfg.docker_socket.clone(), DOCKER_API, DOCKER_EVENTS);
         let now = Instant::now();
         let once = cfg.once.then_some(Once::ExpectSync {

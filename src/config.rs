@@ -44,6 +44,8 @@ pub struct Config {
     /// `DATALOOP_FINGERPRINT`, validated as a UUID and lower-cased.
     pub fingerprint: Option<String>,
     pub debug: bool,
+    /// Publish `container_network_tcp_usage_total` (costly on busy hosts).
+    pub tcp_states: bool,
     /// Upload flags given on the command line, as (variable, value): they
     /// overlay the environment for `upload::UploadSettings::from_env`.
     pub upload_flags: Vec<(&'static str, String)>,
@@ -116,6 +118,9 @@ Flags (each wins over its environment variable):
                          [env DATALOOP_INTERVAL; default {interval}]
   --once                 take two readings 1 s apart, print Prometheus text, exit
   --debug                extra logging [env DATALOOP_DEBUG]
+  --tcp-states           per-container TCP connection states (reads
+                         /proc/<pid>/net/tcp and tcp6: ~1 ms per container)
+                         [env DATALOOP_TCP_STATES=yes; default no]
   --server URL           agent API base URL (https://; http:// for testing)
                          [env DATALOOP_SERVER; default https://agent.dataloop.io]
   --graphite HOST:PORT   Graphite plaintext sink, tls://HOST:PORT for TLS
@@ -160,6 +165,7 @@ where
     let mut interval = None;
     let mut once = false;
     let mut debug_flag = false;
+    let mut tcp_flag = false;
     let mut upload_flags: Vec<(&'static str, String)> = Vec::new();
 
     let mut args = args.into_iter();
@@ -179,6 +185,7 @@ where
             "--version" | "-V" => return Ok(Command::Version),
             "--once" => once = true,
             "--debug" => debug_flag = true,
+            "--tcp-states" => tcp_flag = true,
             "--rootfs" => rootfs = Some(("--rootfs", value("--rootfs")?)),
             "--docker-socket" => socket = Some(value("--docker-socket")?),
             "--listen" => listen = Some(("--listen", value("--listen")?)),
@@ -300,19 +307,8 @@ where
         None => None,
     };
 
-    let debug = match env("DATALOOP_DEBUG") {
-        None => false,
-        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-            "yes" | "true" => true,
-            "no" | "false" | "" => false,
-            _ => {
-                return Err(err(
-                    "DATALOOP_DEBUG",
-                    format!("{v:?}: use yes, no, true or false"),
-                ))
-            }
-        },
-    } || debug_flag;
+    let debug = parse_yes_no(&env, "DATALOOP_DEBUG")? || debug_flag;
+    let tcp_states = parse_yes_no(&env, "DATALOOP_TCP_STATES")? || tcp_flag;
 
     Ok(Command::Run(Box::new(Config {
         rootfs,
@@ -325,8 +321,21 @@ where
         tags,
         fingerprint,
         debug,
+        tcp_states,
         upload_flags,
     })))
+}
+
+/// `yes/no/true/false`, case-insensitive; unset or empty is no.
+fn parse_yes_no<E: Fn(&str) -> Option<String>>(env: &E, name: &str) -> Result<bool, ConfigError> {
+    match env(name) {
+        None => Ok(false),
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "yes" | "true" => Ok(true),
+            "no" | "false" | "" => Ok(false),
+            _ => Err(err(name, format!("{v:?}: use yes, no, true or false"))),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -472,6 +481,16 @@ mod tests {
             "DATALOOP_DEBUG"
         );
         assert_eq!(
+            setting_of(run(&[], &[("DATALOOP_TCP_STATES", "1")])),
+            "DATALOOP_TCP_STATES"
+        );
+        assert!(run(&["--tcp-states"], &[]).unwrap().tcp_states);
+        assert!(
+            run(&[], &[("DATALOOP_TCP_STATES", "YES")])
+                .unwrap()
+                .tcp_states
+        );
+        assert_eq!(
             setting_of(run(&[], &[("DOCKER_HOST", "tcp://1.2.3.4:2375")])),
             "DOCKER_HOST"
         );
@@ -523,6 +542,8 @@ mod tests {
             "DATALOOP_SERIES_URL",
             "DATALOOP_CA_FILE",
             "DATALOOP_BUFFER_SAMPLES",
+            "--tcp-states",
+            "DATALOOP_TCP_STATES",
             "HTTPS_PROXY",
             "NO_PROXY",
         ] {
