@@ -740,26 +740,7 @@ fn read_container(
     if fl[f::NET_DEV].is_open() {
         // A vanished process is not fatal here: the cgroup files decide "gone".
         if let Ok(Some(b)) = read(buf, &fl[f::NET_DEV], true) {
-            let mut n = Net::default();
-            for row in pp::net_dev_rows(b).filter_map(Result::ok) {
-                if row.is_loopback() {
-                    continue;
-                }
-                n.add(
-                    row.name,
-                    [
-                        row.rx_bytes,
-                        row.rx_packets,
-                        row.rx_errs,
-                        row.rx_drop,
-                        row.tx_bytes,
-                        row.tx_packets,
-                        row.tx_errs,
-                        row.tx_drop,
-                    ],
-                );
-            }
-            r.net = Some(n);
+            r.net = Some(net_of(b));
         }
         let mut tcp: Option<pp::TcpStates> = None;
         for i in [f::TCP, f::TCP6] {
@@ -955,6 +936,30 @@ fn update_load(load: &mut [f64; 4], runnable: Option<u32>, prev_at: Option<Insta
     }
 }
 
+/// The interface counters of a `net/dev` file, loopback left out.
+fn net_of(net_dev: &[u8]) -> Net {
+    let mut n = Net::default();
+    for row in pp::net_dev_rows(net_dev).filter_map(Result::ok) {
+        if row.is_loopback() {
+            continue;
+        }
+        n.add(
+            row.name,
+            [
+                row.rx_bytes,
+                row.rx_packets,
+                row.rx_errs,
+                row.rx_drop,
+                row.tx_bytes,
+                row.tx_packets,
+                row.tx_errs,
+                row.tx_drop,
+            ],
+        );
+    }
+    n
+}
+
 fn read_host(h: &mut HostState, buf: &mut ReadBuf, now: Instant) {
     let mut r = HostReading {
         at: Some(now),
@@ -996,26 +1001,7 @@ fn read_host(h: &mut HostState, buf: &mut ReadBuf, now: Instant) {
         }
     }
     if let Ok(Some(b)) = read(buf, &h.net_dev, true) {
-        let mut n = Net::default();
-        for row in pp::net_dev_rows(b).filter_map(Result::ok) {
-            if row.is_loopback() {
-                continue;
-            }
-            n.add(
-                row.name,
-                [
-                    row.rx_bytes,
-                    row.rx_packets,
-                    row.rx_errs,
-                    row.rx_drop,
-                    row.tx_bytes,
-                    row.tx_packets,
-                    row.tx_errs,
-                    row.tx_drop,
-                ],
-            );
-        }
-        r.net = Some(n);
+        r.net = Some(net_of(b));
     }
     h.prev = h.cur;
     h.cur = r;
