@@ -537,6 +537,8 @@ struct FakeBackend {
     addr: String,
     received: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     lines: std::sync::Arc<std::sync::Mutex<Vec<(Instant, String)>>>,
+    /// Every request as (request line, body).
+    requests: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
     connections: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
 
@@ -549,8 +551,10 @@ impl FakeBackend {
             addr,
             received: Default::default(),
             lines: Default::default(),
+            requests: Default::default(),
             connections: Default::default(),
         };
+        let requests = backend.requests.clone();
         let (rx, lines, count) = (
             backend.received.clone(),
             backend.lines.clone(),
@@ -560,7 +564,7 @@ impl FakeBackend {
             for conn in listener.incoming() {
                 let Ok(mut conn) = conn else { continue };
                 let n = count.fetch_add(1, Ordering::Relaxed);
-                let (rx, lines) = (rx.clone(), lines.clone());
+                let (rx, lines, requests) = (rx.clone(), lines.clone(), requests.clone());
                 std::thread::spawn(move || {
                     let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
                     // One request per connection: head, then Content-Length bytes.
@@ -594,6 +598,12 @@ impl FakeBackend {
                         .to_string();
                     rx.lock().unwrap().extend_from_slice(&buf);
                     lines.lock().unwrap().push((Instant::now(), line.clone()));
+                    let body = buf
+                        .windows(4)
+                        .position(|w| w == b"\r\n\r\n")
+                        .map(|end| buf[end + 4..].to_vec())
+                        .unwrap_or_default();
+                    requests.lock().unwrap().push((line.clone(), body));
                     let (status, body) = if failing {
                         let status = if n == 0 {
                             "401 Unauthorized"
@@ -619,6 +629,16 @@ impl FakeBackend {
 
     fn request_lines(&self) -> Vec<(Instant, String)> {
         self.lines.lock().unwrap().clone()
+    }
+
+    /// The body of the first request whose line starts with `prefix`.
+    fn body_of(&self, prefix: &str) -> Option<String> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(line, _)| line.starts_with(prefix))
+            .map(|(_, body)| String::from_utf8_lossy(body).into_owned())
     }
 }
 
@@ -755,6 +775,118 @@ fn keyed_agent_deregisters_and_exits_within_one_second_on_sigterm() {
         took <= SECOND,
         "keyed agent with a responsive backend took {took:?} to exit on SIGTERM (limit 1 s); {deregisters} deregister calls\nstderr:\n{}",
         agent.stderr()
+    );
+}
+
+fn json_str<'a>(v: &'a miniserde::json::Value, key: &str) -> Option<&'a str> {
+    match v {
+        miniserde::json::Value::Object(o) => match o.get(key) {
+            Some(miniserde::json::Value::String(s)) => Some(s.as_str()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[test]
+fn keyed_agent_pings_each_container_with_its_fingerprint_and_deregisters_a_stopped_one() {
+    if !require_docker() {
+        return;
+    }
+    let cli = DockerCli::shared();
+    let a = cli.run_sleeper(
+        &unique_name("va-a"),
+        &[
+            "--network",
+            "none",
+            "-e",
+            "APP_NAME=shop",
+            "-e",
+            "SECRET=hunter2",
+            "--label",
+            "team=payments",
+        ],
+    );
+    let b = cli.run_sleeper(&unique_name("va-b"), &["--network", "none"]);
+    let backend = FakeBackend::start(false);
+    let server = format!("http://{}", backend.addr);
+    let agent = Agent::serve(
+        SHARED_SOCKET,
+        &["--interval", "1"],
+        &[
+            ("DATALOOP_AGENT_KEY", "oe2e-va-key"),
+            ("DATALOOP_SERVER", &server),
+        ],
+    );
+    let host_finger = http_get(&agent.addr, "/").1.trim().to_string();
+    let finger_a = outlyer_agent::uuid::container_fingerprint(&a.id);
+    let finger_b = outlyer_agent::uuid::container_fingerprint(&b.id);
+    let ping_a = format!("POST /agents/{finger_a}/ping ");
+    let ping_b = format!("POST /agents/{finger_b}/ping ");
+    let seen = wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+        backend.body_of(&ping_a).is_some() && backend.body_of(&ping_b).is_some()
+    });
+    assert!(
+        seen.is_some(),
+        "no ping for both containers; requests: {:#?}\nstderr:\n{}",
+        backend.request_lines(),
+        agent.stderr()
+    );
+    let body = backend.body_of(&ping_a).unwrap();
+    let v: miniserde::json::Value = miniserde::json::from_str(&body).expect("ping body is JSON");
+    assert_eq!(json_str(&v, "finger"), Some(finger_a.as_str()), "{body}");
+    assert_eq!(json_str(&v, "name"), Some(a.name.as_str()), "{body}");
+    assert_eq!(json_str(&v, "hostname"), Some(&a.id[..12]), "{body}");
+    assert_eq!(json_str(&v, "container_id"), Some(a.id.as_str()), "{body}");
+    assert_eq!(json_str(&v, "parent"), Some(host_finger.as_str()), "{body}");
+    assert_eq!(json_str(&v, "os_name"), Some("docker"), "{body}");
+    assert!(
+        body.contains("\"sleep:1\""),
+        "processes of the container: {body}"
+    );
+    assert!(body.contains("\"lo0\""), "loopback interface: {body}");
+    assert!(!body.contains("hunter2"), "an env value leaked: {body}");
+    // Tags: the image, the APP_NAME value, the label value, the short id.
+    let tags_a = format!("PUT /agents/{finger_a}/tags ");
+    let tagged = wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+        backend.body_of(&tags_a).is_some()
+    });
+    assert!(
+        tagged.is_some(),
+        "no tags for {finger_a}: {:#?}",
+        backend.request_lines()
+    );
+    let tags = backend.body_of(&tags_a).unwrap();
+    for t in [
+        "all",
+        "docker",
+        "shop",
+        "payments",
+        &format!("container:{}", &a.id[..12]),
+    ] {
+        assert!(tags.contains(t), "tag {t} missing: {tags}");
+    }
+    assert!(
+        !tags.contains("hunter2"),
+        "an env value leaked into tags: {tags}"
+    );
+
+    // Stopping one container deregisters its virtual agent, and only it.
+    let dereg_b = format!("POST /agents/{finger_b}/deregister ");
+    let dereg_a = format!("POST /agents/{finger_a}/deregister ");
+    drop(b);
+    let gone = wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+        backend.body_of(&dereg_b).is_some()
+    });
+    assert!(
+        gone.is_some(),
+        "no deregister for the stopped container; requests: {:#?}\nstderr:\n{}",
+        backend.request_lines(),
+        agent.stderr()
+    );
+    assert!(
+        backend.body_of(&dereg_a).is_none(),
+        "the running container was deregistered"
     );
 }
 
