@@ -533,12 +533,15 @@ fn sigterm_and_sigint_exit_zero_within_one_second() {
 /// request line; `failing` answers 401 first and then 500 (so the agent's
 /// upload error paths, where a careless log line would print the key, run),
 /// otherwise it answers 200 (`[]` for the agent list, `{}` for the rest).
+/// Requests a fake backend saw, as (request line, body).
+type Recorded = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
 struct FakeBackend {
     addr: String,
     received: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     lines: std::sync::Arc<std::sync::Mutex<Vec<(Instant, String)>>>,
     /// Every request as (request line, body).
-    requests: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
+    requests: Recorded,
     connections: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
 
