@@ -108,23 +108,31 @@ impl SelfIdentity {
     }
 }
 
-/// Every maximal run of exactly 64 lower-case hex digits in `text`.
-pub fn container_ids_in(text: &[u8]) -> Vec<String> {
-    let mut out = Vec::new();
+/// Every maximal run of exactly 64 lower-case hex digits in `text`: the
+/// container ids in a `/proc/<pid>/cgroup` or mountinfo text. No allocation.
+pub fn container_ids(text: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut i = 0;
-    while i < text.len() {
-        let start = i;
-        while i < text.len() && matches!(text[i], b'0'..=b'9' | b'a'..=b'f') {
-            i += 1;
+    std::iter::from_fn(move || {
+        while i < text.len() {
+            let start = i;
+            while i < text.len() && matches!(text[i], b'0'..=b'9' | b'a'..=b'f') {
+                i += 1;
+            }
+            if i == start {
+                i += 1;
+            } else if i - start == 64 {
+                return text.get(start..i);
+            }
         }
-        if i - start == 64 {
-            out.push(String::from_utf8_lossy(&text[start..i]).into_owned());
-        }
-        if i == start {
-            i += 1;
-        }
-    }
-    out
+        None
+    })
+}
+
+/// [`container_ids`], owned.
+pub fn container_ids_in(text: &[u8]) -> Vec<String> {
+    container_ids(text)
+        .map(|id| String::from_utf8_lossy(id).into_owned())
+        .collect()
 }
 
 const K8S_NAMESPACE: &str = "io.kubernetes.pod.namespace";

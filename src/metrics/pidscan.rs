@@ -14,6 +14,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::procfs::parse as pp;
+use crate::registry::container_ids;
 
 /// True when `<rootfs>/proc` belongs to another PID namespace than the
 /// agent's own: `<rootfs>/proc/self` then names the agent by a different PID
@@ -39,25 +40,6 @@ pub struct PidCounts {
     pub threads: u64,
     /// Tasks running or in uninterruptible sleep (`R`/`D`).
     pub runnable: u32,
-}
-
-/// Every maximal run of exactly 64 lower-case hex digits in `text`.
-fn ids_in(text: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut i = 0;
-    std::iter::from_fn(move || {
-        while i < text.len() {
-            let start = i;
-            while i < text.len() && matches!(text[i], b'0'..=b'9' | b'a'..=b'f') {
-                i += 1;
-            }
-            if i == start {
-                i += 1;
-            } else if i - start == 64 {
-                return text.get(start..i);
-            }
-        }
-        None
-    })
 }
 
 fn read_into(path: &Path, buf: &mut Vec<u8>) -> bool {
@@ -98,7 +80,7 @@ pub fn scan(rootfs: &Path, ids: &[&str], max_tasks: usize) -> Vec<PidCounts> {
         if !read_into(&path, &mut buf) {
             continue;
         }
-        let Some(&i) = ids_in(&buf).find_map(|id| index.get(id)) else {
+        let Some(&i) = container_ids(&buf).find_map(|id| index.get(id)) else {
             continue;
         };
         path.set_file_name("stat");
@@ -150,10 +132,10 @@ mod tests {
     #[test]
     fn finds_ids_only_as_whole_64_hex_runs() {
         let text = format!("4:memory:/docker/{A}\n0::/system.slice/docker-{B}.scope\n");
-        let found: Vec<&[u8]> = ids_in(text.as_bytes()).collect();
+        let found: Vec<&[u8]> = container_ids(text.as_bytes()).collect();
         assert_eq!(found, vec![A.as_bytes(), B.as_bytes()]);
-        assert_eq!(ids_in(format!("{A}0").as_bytes()).count(), 0);
-        assert_eq!(ids_in(b"1:cpu:/\n").count(), 0);
+        assert_eq!(container_ids(format!("{A}0").as_bytes()).count(), 0);
+        assert_eq!(container_ids(b"1:cpu:/\n").count(), 0);
     }
 
     #[test]
