@@ -17,7 +17,7 @@ use crate::metrics::Collector;
 use crate::registry::{self, ContainerInfo, Registry, SelfIdentity};
 use crate::server::{Body, Response, Server};
 use crate::sys::SignalFd;
-use crate::upload::{processes_of, HostIdentity, UploadSettings, Uploader};
+use crate::upload::{processes_of_pids, HostIdentity, UploadSettings, Uploader};
 use crate::{debug, error, info, warn};
 
 const SIGNALS: Token = Token(0);
@@ -803,33 +803,9 @@ impl Agent {
         }
     }
 
-    /// `name:count` of the processes in a container's cgroup.
+    /// `name:count` of the processes in a container.
     fn container_processes(&self, id: &str) -> Vec<String> {
-        if let Some(pids) = self.collector.scanned_pids(id) {
-            // In its own PID namespace the agent reads empty cgroup.procs:
-            // use the host PIDs the collector found instead.
-            let comms: Vec<Vec<u8>> = pids
-                .iter()
-                .filter_map(|pid| {
-                    std::fs::read(self.cfg.rootfs.join(format!("proc/{pid}/comm"))).ok()
-                })
-                .collect();
-            return crate::upload::wire::group_processes(comms.iter().map(Vec::as_slice));
-        }
-        let Some(path) = self.collector.cgroup_path(id) else {
-            return Vec::new();
-        };
-        let h = self.collector.hierarchies();
-        let candidates = [&h.unified, &h.pids, &h.cpuacct, &h.memory, &h.cpu, &h.blkio];
-        for hier in candidates.into_iter().flatten() {
-            if let Some(dir) = hier.dir_of(path) {
-                let procs = dir.join("cgroup.procs");
-                if procs.exists() {
-                    return processes_of(&self.cfg.rootfs, &procs);
-                }
-            }
-        }
-        Vec::new()
+        processes_of_pids(&self.cfg.rootfs, &self.collector.container_pids(id))
     }
 
     /// Hands one cycle's Outlyer samples (and fresh process lists) over.

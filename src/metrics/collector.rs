@@ -483,15 +483,33 @@ impl Collector {
         }
     }
 
-    /// Host PIDs of a container's processes from the latest scan, when the
-    /// agent runs in its own PID namespace (`None` otherwise: then the
-    /// container's `cgroup.procs` lists them).
-    pub fn scanned_pids(&self, id: &str) -> Option<&[u32]> {
-        self.containers
-            .iter()
-            .find(|t| t.info.id == id)
-            .and_then(|t| t.pids.as_ref())
-            .map(|c| c.pids.as_slice())
+    /// Host PIDs of a container's processes: from the latest scan of the
+    /// host's processes when the agent runs in its own PID namespace, else
+    /// re-read through the container's open `cgroup.procs` descriptor.
+    /// Empty when unknown.
+    pub fn container_pids(&self, id: &str) -> Vec<u32> {
+        let Some(t) = self.containers.iter().find(|t| t.info.id == id) else {
+            return Vec::new();
+        };
+        if let Some(c) = &t.pids {
+            return c.pids.clone();
+        }
+        let Some(Src::Open(file)) = t.files.get(f::PROCS) else {
+            return Vec::new();
+        };
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut n = 0;
+        loop {
+            if n == buf.len() {
+                buf.resize(n * 2, 0);
+            }
+            match file.read_at(&mut buf[n..], n as u64) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(_) => return Vec::new(),
+            }
+        }
+        cg::pids(&buf[..n]).filter_map(Result::ok).collect()
     }
 
     /// The cgroup path used as the `id` label, once resolved.

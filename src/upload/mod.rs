@@ -11,10 +11,10 @@
 //! ```text
 //! start-up   UploadSettings::from_env(env)?  → None: no key, no upload
 //!            Uploader::new(settings, host, FIRST_TOKEN, now)?   (tokens FIRST_TOKEN..+TOKENS)
-//! events     up.container_started(&info, processes_of(rootfs, procs), now)
+//! events     up.container_started(&info, processes_of_pids(rootfs, &collector.container_pids(id)), now)
 //!            up.container_stopped(&id, &finger, now)
 //! per cycle  up.push_samples(unix_secs, [(finger, "base.cpu", 12.5), ...])
-//!            up.update_processes(&finger, processes_of(...))   (optional, for the next ping)
+//!            up.update_processes(&finger, processes_of_pids(...))   (optional, for the next ping)
 //! poll       timeout ≤ up.next_deadline(); for each event with up.owns(token): up.ready(reg, token, now);
 //!            then (or when the deadline passed) up.tick(reg, now)
 //! SIGTERM    up.shutdown(reg, now); keep polling until up.is_shutdown_complete() (≤ 4.5 s)
@@ -34,4 +34,4 @@ pub mod wire;
 pub use self::core::{Endpoint, Outcome, Request};
 pub use self::settings::UploadSettings;
 pub use self::uploader::{Uploader, TOKENS};
-pub use self::wire::{processes_of, HostIdentity};
+pub use self::wire::{processes_of, processes_of_pids, HostIdentity};

@@ -202,19 +202,24 @@ pub fn group_processes<'a>(names: impl IntoIterator<Item = &'a [u8]>) -> Vec<Str
 
 /// PIDs listed in a `cgroup.procs` file (bad lines skipped).
 pub fn parse_pids(buf: &[u8]) -> Vec<u32> {
-    buf.split(|&b| b == b'\n')
-        .filter_map(|l| std::str::from_utf8(l.trim_ascii()).ok()?.parse().ok())
+    crate::cgroup::parse::pids(buf)
+        .filter_map(Result::ok)
         .collect()
 }
 
 /// Processes of a container from its `cgroup.procs` and each
 /// `<rootfs>/proc/<pid>/comm` (a process that exits meanwhile is skipped).
 pub fn processes_of(rootfs: &Path, cgroup_procs: &Path) -> Vec<String> {
-    let Ok(procs) = std::fs::read(cgroup_procs) else {
-        return Vec::new();
-    };
-    let comms: Vec<Vec<u8>> = parse_pids(&procs)
-        .into_iter()
+    match std::fs::read(cgroup_procs) {
+        Ok(procs) => processes_of_pids(rootfs, &parse_pids(&procs)),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// `name:count` of the given host PIDs, from `<rootfs>/proc/<pid>/comm`.
+pub fn processes_of_pids(rootfs: &Path, pids: &[u32]) -> Vec<String> {
+    let comms: Vec<Vec<u8>> = pids
+        .iter()
         .take(4096)
         .filter_map(|pid| std::fs::read(rootfs.join(format!("proc/{pid}/comm"))).ok())
         .collect();
