@@ -468,14 +468,14 @@ impl Agent {
                             self.pending.remove(&id);
                             debug!(
                                 "docker: container {} vanished before inspection",
-                                short(&id)
+                                registry::short_id(&id)
                             );
                         }
                         Request::Inspect(id) => {
                             self.pending.remove(&id);
                             warn!(
                                 "docker: inspecting {} failed with {status}: {msg}",
-                                short(&id)
+                                registry::short_id(&id)
                             );
                         }
                         Request::Info => {
@@ -513,9 +513,7 @@ impl Agent {
         } else {
             debug!("docker: still unavailable: {why}");
         }
-        if self.docker_up {
-            self.docker_up = false;
-        }
+        self.docker_up = false;
         self.reconnect_at = Some(now + self.backoff);
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
         // Without Docker the uploader starts with what is known locally.
@@ -609,7 +607,7 @@ impl Agent {
                 if !first {
                     warn!(
                         "docker: drift: {} was tracked but is no longer listed",
-                        short(&id)
+                        registry::short_id(&id)
                     );
                 }
                 self.untrack(&id, "not running");
@@ -631,7 +629,10 @@ impl Agent {
                 continue;
             }
             if !first {
-                warn!("docker: drift: {} runs but was not tracked", short(id));
+                warn!(
+                    "docker: drift: {} runs but was not tracked",
+                    registry::short_id(id)
+                );
             }
             new += 1;
             self.pending.insert(id.to_owned());
@@ -643,15 +644,23 @@ impl Agent {
     fn on_inspect(&mut self, id: &str, body: &[u8], now: Instant) {
         if !self.pending.remove(id) {
             // A die/destroy arrived meanwhile: the answer is stale.
-            debug!("docker: dropping a stale inspection of {}", short(id));
+            debug!(
+                "docker: dropping a stale inspection of {}",
+                registry::short_id(id)
+            );
             return;
         }
         let inspected = match parse_inspect(body) {
             Ok(i) => i,
-            Err(e) => return warn!("docker: unusable inspection of {}: {e}", short(id)),
+            Err(e) => {
+                return warn!(
+                    "docker: unusable inspection of {}: {e}",
+                    registry::short_id(id)
+                )
+            }
         };
         if !inspected.running {
-            debug!("docker: {} is not running", short(id));
+            debug!("docker: {} is not running", registry::short_id(id));
             return;
         }
         let info = inspected.info;
@@ -716,7 +725,11 @@ impl Agent {
     }
 
     fn handle_event(&mut self, ev: ContainerEvent, now: Instant) {
-        debug!("docker: event {:?} {}", ev.action, short(&ev.id));
+        debug!(
+            "docker: event {:?} {}",
+            ev.action,
+            registry::short_id(&ev.id)
+        );
         match ev.action {
             EventAction::Start | EventAction::Unpause | EventAction::Pause
                 if !self.registry.contains(&ev.id) && !self.excluded.contains(&ev.id) =>
@@ -967,10 +980,6 @@ fn write_agent_families(out: &mut Vec<u8>, containers: usize, docker_up: bool) {
         u8::from(docker_up),
         crate::sys::process_cpu_seconds()
     );
-}
-
-fn short(id: &str) -> &str {
-    id.get(..12).unwrap_or(id)
 }
 
 fn signal_name(sig: i32) -> &'static str {

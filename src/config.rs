@@ -94,11 +94,17 @@ impl fmt::Display for ConfigError {
     }
 }
 
-fn err(setting: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        setting: setting.to_owned(),
-        message: message.into(),
+impl ConfigError {
+    pub fn new(setting: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            setting: setting.to_owned(),
+            message: message.into(),
+        }
     }
+}
+
+fn err(setting: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::new(setting, message)
 }
 
 pub fn help_text() -> String {

@@ -43,8 +43,13 @@ impl ContainerInfo {
 
     /// The 12-character short id.
     pub fn short_id(&self) -> &str {
-        self.id.get(..12).unwrap_or(&self.id)
+        short_id(&self.id)
     }
+}
+
+/// The 12-character short form of a container id.
+pub fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 /// Why a running container is not tracked.

@@ -187,10 +187,6 @@ impl DockerClient {
         }
     }
 
-    pub fn socket_path(&self) -> &PathBuf {
-        &self.path
-    }
-
     pub fn set_version(&mut self, v: ApiVersion) {
         self.prefix = format!("/v{v}");
     }
@@ -198,14 +194,6 @@ impl DockerClient {
     /// True while a request is queued or waiting for its reply.
     pub fn is_busy(&self) -> bool {
         self.in_flight.is_some() || !self.queue.is_empty()
-    }
-
-    pub fn is_queued(&self, request: &Request) -> bool {
-        self.queue.contains(request)
-            || self
-                .in_flight
-                .as_ref()
-                .is_some_and(|f| &f.request == request)
     }
 
     /// Drops both connections and everything queued.
@@ -395,7 +383,7 @@ impl DockerClient {
                     let reused = conn.reused;
                     match result {
                         Ok(Progress::Done) => {
-                            self.complete(registry, now, out);
+                            self.complete(out);
                             if let Some(c) = self.api.take() {
                                 c.close(registry);
                             }
@@ -434,7 +422,7 @@ impl DockerClient {
                     Ok(Progress::Head(h)) => conn.head = Some(h),
                     Ok(Progress::Done) => {
                         let close = conn.head.as_ref().is_some_and(|h| h.close_after);
-                        self.complete(registry, now, out);
+                        self.complete(out);
                         if close {
                             if let Some(c) = self.api.take() {
                                 c.close(registry);
@@ -450,7 +438,7 @@ impl DockerClient {
     }
 
     /// Hands a complete reply to the agent.
-    fn complete(&mut self, _registry: &Registry, _now: Instant, out: &mut Vec<Output>) {
+    fn complete(&mut self, out: &mut Vec<Output>) {
         let Some(conn) = self.api.as_mut() else {
             return;
         };

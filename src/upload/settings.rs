@@ -180,10 +180,7 @@ pub struct UploadSettings {
 }
 
 fn err(setting: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        setting: setting.to_owned(),
-        message: message.into(),
-    }
+    ConfigError::new(setting, message)
 }
 
 /// A value that will become part of a request head must not carry CR, LF
