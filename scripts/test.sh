@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The project's one test command: `sudo scripts/test.sh` (or as root
-# `scripts/test.sh`). Sets the machine up, then runs, stopping at the first
+# The project's one test command: `scripts/test.sh`, as root (run as
+# another user it re-runs itself through sudo when sudo exists). Sets the machine up, then runs, stopping at the first
 # failure: rustfmt check, clippy (warnings are errors), every test target
 # against the real Docker daemon, a short fuzz run and the static build
 # check when those scripts exist.
