@@ -107,7 +107,12 @@ impl Uploader {
         let hosts = std::fs::read_to_string(&settings.hosts_file).unwrap_or_default();
         let servers = settings.nameservers.clone().unwrap_or_else(|| {
             let text = std::fs::read_to_string(&settings.resolv_conf).unwrap_or_default();
-            let mut ips = dns::parse_resolv_conf(&text);
+            // The resolver's socket is IPv4 (an IPv6 nameserver would
+            // only ever time out): use the IPv4 ones.
+            let mut ips: Vec<IpAddr> = dns::parse_resolv_conf(&text)
+                .into_iter()
+                .filter(IpAddr::is_ipv4)
+                .collect();
             if ips.is_empty() {
                 ips.push(IpAddr::from([127, 0, 0, 1]));
             }
