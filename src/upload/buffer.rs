@@ -104,10 +104,6 @@ impl SampleBuffer {
         self.queue.len()
     }
 
-    pub fn in_flight(&self) -> usize {
-        self.in_flight
-    }
-
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty() && self.in_flight == 0
     }
@@ -157,11 +153,6 @@ impl SampleBuffer {
             self.queue.pop_front();
             self.counts.dropped_overflow += 1;
         }
-    }
-
-    /// Every sample referring to a name index (for interning garbage collection).
-    pub fn iter_waiting(&self) -> impl Iterator<Item = &Sample> {
-        self.queue.iter()
     }
 }
 

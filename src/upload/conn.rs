@@ -170,7 +170,7 @@ impl Conn {
             State::Idle { since } if now.duration_since(since) < IDLE_LIMIT => {
                 self.reused = true;
                 self.send_request(req.bytes, now);
-                self.drive(registry, now, false)
+                self.drive(registry, now)
             }
             _ => {
                 self.close(registry);
@@ -267,12 +267,7 @@ impl Conn {
     }
 
     /// Readiness (or a fresh state): move as far as the socket allows.
-    pub fn drive(
-        &mut self,
-        registry: &Registry,
-        now: Instant,
-        _event: bool,
-    ) -> Option<(u64, Outcome)> {
+    pub fn drive(&mut self, registry: &Registry, now: Instant) -> Option<(u64, Outcome)> {
         match self.step(now) {
             Ok(done) => {
                 self.update_interest(registry);

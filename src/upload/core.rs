@@ -744,10 +744,6 @@ impl Core {
         self.endpoints[ep as usize].requests
     }
 
-    pub fn in_flight(&self, ep: Endpoint) -> usize {
-        self.endpoints[ep as usize].in_flight
-    }
-
     /// `outlyer_agent_*` families for `/metrics`.
     pub fn write_prometheus(&self, out: &mut String) {
         let sinks: Vec<(Endpoint, Counts)> = [Endpoint::Series, Endpoint::Graphite]

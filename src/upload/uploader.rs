@@ -242,7 +242,7 @@ impl Uploader {
         if token.0 == self.first_token {
             self.read_dns(now);
         } else if let Some(i) = self.conns.iter().position(|c| c.token == token) {
-            if let Some((id, outcome)) = self.conns[i].drive(registry, now, true) {
+            if let Some((id, outcome)) = self.conns[i].drive(registry, now) {
                 self.finish(id, outcome, now);
             }
         }
