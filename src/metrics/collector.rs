@@ -5,6 +5,7 @@
 use super::files::{Outcome, ReadBuf, Src};
 use super::outlyer::{container_values, host_values, HostContext, Values};
 use super::pidscan::{self, PidCounts};
+use super::prometheus::escape_label_value;
 use super::reading::*;
 use crate::cgroup::mounts::{self, Hierarchies, Layout};
 use crate::cgroup::parse::{self as cg, Limit};
@@ -110,17 +111,6 @@ pub struct Collector {
     foreign_pidns: bool,
 }
 
-fn escape_label_value(out: &mut String, v: &str) {
-    for ch in v.chars() {
-        match ch {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
-
 /// `container_label_<key>` with every byte outside `[a-zA-Z0-9_]` turned into `_`.
 fn sanitize_label_name(key: &str) -> String {
     let mut s = String::from("container_label_");
@@ -137,11 +127,11 @@ fn sanitize_label_name(key: &str) -> String {
 fn build_labels(path: &str, info: &ContainerInfo) -> String {
     let mut s = String::with_capacity(128);
     s.push_str("id=\"");
-    escape_label_value(&mut s, path);
+    escape_label_value(path, |p| s.push_str(p));
     s.push_str("\",image=\"");
-    escape_label_value(&mut s, &info.image);
+    escape_label_value(&info.image, |p| s.push_str(p));
     s.push_str("\",name=\"");
-    escape_label_value(&mut s, &info.name);
+    escape_label_value(&info.name, |p| s.push_str(p));
     s.push('"');
     let mut seen: Vec<String> = Vec::new();
     for (k, v) in &info.labels {
@@ -153,7 +143,7 @@ fn build_labels(path: &str, info: &ContainerInfo) -> String {
         s.push(',');
         s.push_str(&name);
         s.push_str("=\"");
-        escape_label_value(&mut s, v);
+        escape_label_value(v, |p| s.push_str(p));
         s.push('"');
         seen.push(name);
     }

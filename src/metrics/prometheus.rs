@@ -38,6 +38,25 @@ fn end(out: &mut Vec<u8>, fam: Family) {
     }
 }
 
+/// Hands `v` escaped as a label value (`\\`, `\"`, `\n`) to `push`, piece
+/// by piece, without allocating. Docker names, labels and interface names
+/// (which may hold `"` and `\\`) all go through it.
+pub(super) fn escape_label_value(v: &str, mut push: impl FnMut(&str)) {
+    let mut start = 0;
+    for (i, b) in v.bytes().enumerate() {
+        let escaped = match b {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            b'\n' => "\\n",
+            _ => continue,
+        };
+        push(&v[start..i]);
+        push(escaped);
+        start = i + 1;
+    }
+    push(&v[start..]);
+}
+
 fn sample(
     out: &mut Vec<u8>,
     fam: &mut Family,
@@ -57,7 +76,10 @@ fn sample(
             if !labels.is_empty() {
                 out.push(b',');
             }
-            let _ = write!(out, "{k}=\"{val}\"");
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"=\"");
+            escape_label_value(val, |p| out.extend_from_slice(p.as_bytes()));
+            out.push(b'"');
         }
         out.push(b'}');
     }
@@ -439,5 +461,25 @@ pub(super) fn write(c: &Collector, out: &mut Vec<u8>) {
         );
         sample(out, &mut fam, name, "", None, s);
         end(out, fam);
+    }
+}
+
+#[cfg(test)]
+mod escape_tests {
+    use super::escape_label_value;
+
+    fn escaped(v: &str) -> String {
+        let mut s = String::new();
+        escape_label_value(v, |p| s.push_str(p));
+        s
+    }
+
+    #[test]
+    fn label_values_are_escaped_for_the_exposition_format() {
+        assert_eq!(escaped("eth0"), "eth0");
+        assert_eq!(escaped(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escaped("x\ny"), "x\\ny");
+        assert_eq!(escaped("é\"é"), "é\\\"é");
+        assert_eq!(escaped(""), "");
     }
 }
