@@ -253,8 +253,14 @@ impl Collector {
                 last_seen: 0.0,
             });
         }
-        // The host's /proc/stat at this instant, for the first CPU rate.
-        read_host(&mut self.host, &mut self.buf, now);
+        // The host's /proc/stat at this instant, for the container's first
+        // CPU rate; the host's own rate window stays as the last cycle left it.
+        let fresh = read_host(&self.host, &mut self.buf, now);
+        if self.host.cur.at.is_none() {
+            // Before the first cycle there is no window to shift: the host
+            // context (memory total, CPUs) comes from this reading.
+            self.host.cur = fresh;
+        }
         let idx = match self.containers.iter().position(|t| t.info.id == info.id) {
             Some(i) => i,
             None => return,
@@ -264,7 +270,7 @@ impl Collector {
             let found = pidscan::scan(&self.rootfs, &[info.id.as_str()], MAX_LOAD_TASKS);
             self.containers[idx].pids = found.into_iter().next();
         }
-        self.collect_one(idx, now, unix_secs);
+        self.collect_one(idx, (fresh.docker_ticks, fresh.online_cpus), now, unix_secs);
     }
 
     pub fn untrack(&mut self, id: &str) {
@@ -297,7 +303,9 @@ impl Collector {
     pub fn collect(&mut self, now: Instant, unix_secs: f64) {
         let started = Instant::now();
         self.cycle += 1;
-        read_host(&mut self.host, &mut self.buf, now);
+        let r = read_host(&self.host, &mut self.buf, now);
+        self.host.prev = self.host.cur;
+        self.host.cur = r;
         host_values(&mut self.host.values, &self.host.cur, &self.host.prev);
         if self.foreign_pidns {
             let ids: Vec<&str> = self.containers.iter().map(|t| t.info.id.as_str()).collect();
@@ -306,14 +314,16 @@ impl Collector {
                 t.pids = Some(counts);
             }
         }
+        let host = (self.host.cur.docker_ticks, self.host.cur.online_cpus);
         for i in 0..self.containers.len() {
-            self.collect_one(i, now, unix_secs);
+            self.collect_one(i, host, now, unix_secs);
         }
         self.last_cycle_secs = Some(started.elapsed().as_secs_f64());
     }
 
-    /// Reads one container (re-resolving it first if it had vanished).
-    fn collect_one(&mut self, i: usize, now: Instant, unix_secs: f64) {
+    /// Reads one container (re-resolving it first if it had vanished);
+    /// `host` is the host's `/proc/stat` docker total and online CPUs now.
+    fn collect_one(&mut self, i: usize, host: (u64, u32), now: Instant, unix_secs: f64) {
         let v2 = self.hier.layout == Layout::V2;
         let cycle = self.cycle;
         let Some(t) = self.containers.get_mut(i) else {
@@ -332,7 +342,6 @@ impl Collector {
                 return;
             }
         }
-        let host = self.host.cur;
         let t = &mut self.containers[i];
         if cycle % SPEC_EVERY == 0 {
             read_spec(
@@ -360,8 +369,7 @@ impl Collector {
                     r.runnable = t.pids.as_ref().map(|c| c.runnable);
                 }
                 r.at = Some(now);
-                r.host_ticks = host.docker_ticks;
-                r.online_cpus = host.online_cpus;
+                (r.host_ticks, r.online_cpus) = host;
                 update_load(&mut t.load, r.runnable, t.cur.at, now);
                 t.prev = RateBase::of(&t.cur);
                 t.cur = r;
@@ -968,7 +976,8 @@ fn net_of(net_dev: &[u8]) -> Net {
     n
 }
 
-fn read_host(h: &mut HostState, buf: &mut ReadBuf, now: Instant) {
+/// One reading of the host's files.
+fn read_host(h: &HostState, buf: &mut ReadBuf, now: Instant) -> HostReading {
     let mut r = HostReading {
         at: Some(now),
         ..HostReading::default()
@@ -1011,8 +1020,7 @@ fn read_host(h: &mut HostState, buf: &mut ReadBuf, now: Instant) {
     if let Ok(Some(b)) = read(buf, &h.net_dev, true) {
         r.net = Some(net_of(b));
     }
-    h.prev = h.cur;
-    h.cur = r;
+    r
 }
 
 #[cfg(test)]
