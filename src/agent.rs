@@ -830,9 +830,7 @@ impl Agent {
         samples.clear();
         self.collector
             .for_each_outlyer_sample(|finger, path, value| {
-                if let Some(i) = crate::metrics::path_index(path) {
-                    samples.push((finger.to_owned(), crate::metrics::OUTLYER_PATHS[i], value));
-                }
+                samples.push((finger.to_owned(), path, value));
             });
         let processes: Vec<(String, Vec<String>)> = self
             .registry

@@ -465,7 +465,7 @@ impl Collector {
 
     /// The Outlyer view: (fingerprint, path, value) for the host and every
     /// container, latest cycle.
-    pub fn for_each_outlyer_sample(&self, mut f: impl FnMut(&str, &str, f64)) {
+    pub fn for_each_outlyer_sample(&self, mut f: impl FnMut(&str, &'static str, f64)) {
         self.host
             .values
             .for_each(|path, v| f(&self.host_finger, path, v));
