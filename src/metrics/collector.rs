@@ -299,7 +299,8 @@ impl Collector {
     }
 
     /// One collection cycle: host + every tracked container. Zero heap
-    /// allocations after warm-up (unless a container vanished and must be re-resolved).
+    /// allocations after warm-up (unless a container vanished and must be re-resolved,
+    /// or the agent runs in its own PID namespace: the host-process scan allocates).
     pub fn collect(&mut self, now: Instant, unix_secs: f64) {
         let started = Instant::now();
         self.cycle += 1;

@@ -42,17 +42,23 @@ pub struct PidCounts {
     pub runnable: u32,
 }
 
-fn read_into(path: &Path, buf: &mut Vec<u8>) -> bool {
-    buf.clear();
-    match File::open(path) {
-        Ok(mut f) => f.read_to_end(buf).is_ok(),
-        Err(_) => false,
+/// Reads a small single-show procfs file (`cgroup`, `stat`): one `read`
+/// into `buf` (kept at 8 KiB), more only if it fills the buffer.
+fn read_small<'b>(path: &Path, buf: &'b mut Vec<u8>) -> Option<&'b [u8]> {
+    let mut f = File::open(path).ok()?;
+    buf.resize(8192, 0);
+    let n = f.read(buf).ok()?;
+    if n == buf.len() {
+        buf.truncate(n);
+        f.read_to_end(buf).ok()?;
+        return Some(buf);
     }
+    buf.get(..n)
 }
 
 /// One pass over `<rootfs>/proc`: for each container id in `ids`, its
-/// processes, threads and runnable tasks (threads of one process are read
-/// only up to `max_tasks` per container).
+/// processes, threads and runnable tasks (the states of at most `max_tasks`
+/// threads are read per process).
 pub fn scan(rootfs: &Path, ids: &[&str], max_tasks: usize) -> Vec<PidCounts> {
     let mut out = vec![PidCounts::default(); ids.len()];
     if ids.is_empty() {
@@ -67,8 +73,9 @@ pub fn scan(rootfs: &Path, ids: &[&str], max_tasks: usize) -> Vec<PidCounts> {
     let Ok(dir) = fs::read_dir(&proc) else {
         return out;
     };
-    let mut buf = Vec::with_capacity(4096);
+    let mut buf = Vec::new();
     let mut path = PathBuf::new();
+    let mut task_path = PathBuf::new();
     for entry in dir.flatten() {
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
@@ -77,17 +84,14 @@ pub fn scan(rootfs: &Path, ids: &[&str], max_tasks: usize) -> Vec<PidCounts> {
         path.clone_from(&proc);
         path.push(&name);
         path.push("cgroup");
-        if !read_into(&path, &mut buf) {
+        let Some(text) = read_small(&path, &mut buf) else {
             continue;
-        }
-        let Some(&i) = container_ids(&buf).find_map(|id| index.get(id)) else {
+        };
+        let Some(&i) = container_ids(text).find_map(|id| index.get(id)) else {
             continue;
         };
         path.set_file_name("stat");
-        if !read_into(&path, &mut buf) {
-            continue;
-        }
-        let Ok(stat) = pp::parse_pid_stat(&buf) else {
+        let Some(Ok(stat)) = read_small(&path, &mut buf).map(pp::parse_pid_stat) else {
             continue;
         };
         let (state, threads) = (stat.state, stat.num_threads.max(1));
@@ -104,12 +108,11 @@ pub fn scan(rootfs: &Path, ids: &[&str], max_tasks: usize) -> Vec<PidCounts> {
             continue;
         };
         for task in tasks.flatten().take(max_tasks) {
-            let mut p = task.path();
-            p.push("stat");
-            if read_into(&p, &mut buf) {
-                if let Ok(s) = pp::parse_pid_stat(&buf) {
-                    c.runnable += u32::from(matches!(s.state, b'R' | b'D'));
-                }
+            task_path.clone_from(&path);
+            task_path.push(task.file_name());
+            task_path.push("stat");
+            if let Some(Ok(s)) = read_small(&task_path, &mut buf).map(pp::parse_pid_stat) {
+                c.runnable += u32::from(matches!(s.state, b'R' | b'D'));
             }
         }
     }
