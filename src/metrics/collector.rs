@@ -330,6 +330,8 @@ impl Collector {
         let Some(t) = self.containers.get_mut(i) else {
             return;
         };
+        // A reopen reads the spec files itself.
+        let reopened = t.gone;
         if t.gone {
             if cycle < t.retry_at {
                 t.ok = false;
@@ -344,7 +346,7 @@ impl Collector {
             }
         }
         let t = &mut self.containers[i];
-        if cycle % SPEC_EVERY == 0 {
+        if cycle % SPEC_EVERY == 0 && !reopened {
             read_spec(
                 t,
                 &mut self.buf,
