@@ -7,7 +7,7 @@
 //! `/cgroup/<controller>` layout → `<rootfs>/cgroup/<c>`, `/cgroup/<c>` or
 //! `<rootfs>/sys/fs/cgroup/<c>`, whichever exists.
 
-use crate::procfs::parse::{is_controller_enabled, mountinfo_rows, unescaped};
+use crate::procfs::parse::{has_controller, is_controller_enabled, mountinfo_rows, unescaped};
 use std::path::{Path, PathBuf};
 
 /// How the controllers we read are arranged.
@@ -89,6 +89,33 @@ impl Hierarchies {
         }
     }
 
+    /// Takes `at` for `controller` (one of [`CONTROLLERS`]) unless that
+    /// controller already has a hierarchy; other names are ignored.
+    fn offer(&mut self, controller: &str, at: &Hierarchy) {
+        let slot = match controller {
+            "cpu" => &mut self.cpu,
+            "cpuacct" => &mut self.cpuacct,
+            "memory" => &mut self.memory,
+            "blkio" => &mut self.blkio,
+            "pids" => &mut self.pids,
+            _ => return,
+        };
+        if slot.is_none() {
+            *slot = Some(at.clone());
+        }
+    }
+
+    /// Decides the layout from the hierarchies found.
+    fn settle_layout(&mut self) {
+        let any_v1 = self.cpu.is_some() || self.cpuacct.is_some() || self.memory.is_some();
+        self.layout = match (any_v1, self.unified.is_some()) {
+            (true, true) => Layout::Hybrid,
+            (true, false) => Layout::V1,
+            (false, true) => Layout::V2,
+            (false, false) => Layout::Unknown,
+        };
+    }
+
     /// One line for the log: what was found where.
     pub fn describe(&self) -> String {
         let mut s = format!("cgroup layout {:?}", self.layout);
@@ -152,35 +179,22 @@ pub fn hierarchies_from_mountinfo(
             }
             match e.fstype {
                 b"cgroup" => {
-                    let wanted: Vec<&str> = CONTROLLERS
+                    let mut wanted = CONTROLLERS
                         .iter()
-                        .copied()
-                        .filter(|c| {
-                            e.super_opts
-                                .split(|b| *b == b',')
-                                .any(|o| o == c.as_bytes())
-                        })
-                        .collect();
-                    if wanted.is_empty() {
+                        .filter(|c| has_controller(e.super_opts, c))
+                        .peekable();
+                    if wanted.peek().is_none() {
                         continue;
                     }
                     let Some(path) = map(&e.point) else {
                         continue;
                     };
+                    let at = Hierarchy {
+                        root: e.root.clone(),
+                        path,
+                    };
                     for c in wanted {
-                        let slot = match c {
-                            "cpu" => &mut h.cpu,
-                            "cpuacct" => &mut h.cpuacct,
-                            "memory" => &mut h.memory,
-                            "blkio" => &mut h.blkio,
-                            _ => &mut h.pids,
-                        };
-                        if slot.is_none() {
-                            *slot = Some(Hierarchy {
-                                root: e.root.clone(),
-                                path: path.clone(),
-                            });
-                        }
+                        h.offer(c, &at);
                     }
                 }
                 b"cgroup2" => {
@@ -198,13 +212,7 @@ pub fn hierarchies_from_mountinfo(
             }
         }
     }
-    let any_v1 = h.cpu.is_some() || h.cpuacct.is_some() || h.memory.is_some();
-    h.layout = match (any_v1, h.unified.is_some()) {
-        (true, true) => Layout::Hybrid,
-        (true, false) => Layout::V1,
-        (false, true) => Layout::V2,
-        (false, false) => Layout::Unknown,
-    };
+    h.settle_layout();
     h
 }
 
@@ -264,30 +272,15 @@ fn hierarchies_from_scan(rootfs: &Path) -> Hierarchies {
             });
             continue;
         }
+        let at = Hierarchy {
+            root: "/".into(),
+            path: p,
+        };
         for c in name.split(',') {
-            let slot = match c {
-                "cpu" => &mut h.cpu,
-                "cpuacct" => &mut h.cpuacct,
-                "memory" => &mut h.memory,
-                "blkio" => &mut h.blkio,
-                "pids" => &mut h.pids,
-                _ => continue,
-            };
-            if slot.is_none() {
-                *slot = Some(Hierarchy {
-                    root: "/".into(),
-                    path: p.clone(),
-                });
-            }
+            h.offer(c, &at);
         }
     }
-    let any_v1 = h.cpu.is_some() || h.cpuacct.is_some() || h.memory.is_some();
-    h.layout = match (any_v1, h.unified.is_some()) {
-        (true, true) => Layout::Hybrid,
-        (true, false) => Layout::V1,
-        (false, true) => Layout::V2,
-        (false, false) => Layout::Unknown,
-    };
+    h.settle_layout();
     h
 }
 
