@@ -382,14 +382,13 @@ impl Agent {
     }
 
     fn collect(&mut self, now: Instant) {
-        let started = Instant::now();
         let unix = unix_now();
         self.collector.collect(now, unix);
         self.upload_cycle(unix);
         debug!(
             "collected {} containers in {:.3} ms",
             self.collector.len(),
-            started.elapsed().as_secs_f64() * 1e3
+            self.collector.last_cycle_seconds().unwrap_or(0.0) * 1e3
         );
     }
 
