@@ -20,6 +20,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use super::buffer::{Counts, Names, Sample, SampleBuffer};
+use super::proxy::Proxy;
 use super::retry::{Backoff, Rng};
 use super::settings::{Target, UploadSettings};
 use super::wire::{self, HostIdentity};
@@ -43,6 +44,15 @@ pub enum Endpoint {
 
 impl Endpoint {
     pub const ALL: [Endpoint; 3] = [Endpoint::Api, Endpoint::Series, Endpoint::Graphite];
+
+    /// The proxy this endpoint goes through, if any: HTTP(S) endpoints as
+    /// the proxy settings say, Graphite (raw TCP) never.
+    pub fn proxy<'s>(self, settings: &'s UploadSettings, target: &Target) -> Option<&'s Proxy> {
+        match self {
+            Endpoint::Graphite => None,
+            Endpoint::Api | Endpoint::Series => settings.proxies.for_target(target),
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -154,17 +164,14 @@ impl Core {
             settings.series.clone(),
             settings.graphite.clone(),
         ];
-        let absolute_form = [0, 1].map(|i| {
-            let t = targets[i].as_ref()?;
+        // Plain http through a proxy goes in absolute form (no CONNECT).
+        let absolute_form = Endpoint::ALL.map(|ep| {
+            let t = targets[ep as usize].as_ref()?;
             if t.tls {
                 return None;
             }
-            settings
-                .proxies
-                .for_target(t)
-                .map(|p| p.authorization.clone())
+            ep.proxy(settings, t).map(|p| p.authorization.clone())
         });
-        let absolute_form = [absolute_form[0].clone(), absolute_form[1].clone(), None];
         let endpoints = targets.map(|target| EndpointState {
             target,
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),

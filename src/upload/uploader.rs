@@ -133,11 +133,7 @@ impl Uploader {
                 token += MAX_IN_FLIGHT[ep as usize];
                 continue;
             };
-            let proxy = if ep == Endpoint::Graphite {
-                None // raw TCP: proxies are for HTTP(S)
-            } else {
-                settings.proxies.for_target(&target).cloned()
-            };
+            let proxy = ep.proxy(&settings, &target).cloned();
             for _ in 0..MAX_IN_FLIGHT[ep as usize] {
                 conns.push(Conn::new(
                     Token(token),
