@@ -58,8 +58,8 @@ pub struct Conn {
     tls_config: Option<Arc<ClientConfig>>,
     timeouts: Timeouts,
     state: State,
+    /// Registered with the poll whenever present.
     sock: Option<TcpStream>,
-    registered: bool,
     tls: Option<ClientConnection>,
     /// Bytes for the raw socket (CONNECT, or plain-text requests).
     raw_out: Vec<u8>,
@@ -100,7 +100,6 @@ impl Conn {
             timeouts,
             state: State::Free,
             sock: None,
-            registered: false,
             tls: None,
             raw_out: Vec::new(),
             raw_in: Vec::new(),
@@ -213,7 +212,6 @@ impl Conn {
         ) {
             return self.fail(registry, format!("register: {e}"));
         }
-        self.registered = true;
         self.sock = Some(sock);
         self.state = State::ExpectConnect {
             deadline: now + self.timeouts.connect,
@@ -604,7 +602,6 @@ impl Conn {
     fn drop_socket(&mut self) {
         // Deregistration happens implicitly when the fd closes.
         self.sock = None;
-        self.registered = false;
         self.tls = None;
         self.raw_out.clear();
         self.raw_in.clear();
@@ -614,9 +611,7 @@ impl Conn {
 
     pub fn close(&mut self, registry: &Registry) {
         if let Some(sock) = self.sock.as_mut() {
-            if self.registered {
-                let _ = registry.deregister(sock);
-            }
+            let _ = registry.deregister(sock);
         }
         self.pending = None;
         self.drop_socket();

@@ -89,7 +89,7 @@ pub struct Uploader {
     /// Set when work was queued outside `tick`/`ready`: the loop should
     /// call `tick` at once.
     kick: Option<Instant>,
-    last_now: Option<Instant>,
+    last_now: Instant,
 }
 
 impl Uploader {
@@ -161,7 +161,7 @@ impl Uploader {
             dns_sock: None,
             conns,
             kick: Some(now),
-            last_now: Some(now),
+            last_now: now,
         })
     }
 
@@ -200,7 +200,7 @@ impl Uploader {
         samples: impl IntoIterator<Item = (&'a str, &'a str, f64)>,
     ) {
         self.core.push_samples(unix_secs, samples);
-        self.kick = self.last_now.or(self.kick);
+        self.kick = Some(self.last_now);
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
@@ -220,7 +220,7 @@ impl Uploader {
 
     /// Timers: sync, retries, timeouts, and anything queued since.
     pub fn tick(&mut self, registry: &Registry, now: Instant) {
-        self.last_now = Some(now);
+        self.last_now = now;
         self.kick = None;
         self.core.handle_timeout(now);
         self.resolver.handle_timeout(now);
@@ -234,7 +234,7 @@ impl Uploader {
 
     /// A readiness event for one of our tokens.
     pub fn ready(&mut self, registry: &Registry, token: Token, now: Instant) {
-        self.last_now = Some(now);
+        self.last_now = now;
         if token.0 == self.first_token {
             self.read_dns(now);
         } else if let Some(i) = self.conns.iter().position(|c| c.token == token) {
