@@ -112,7 +112,10 @@ pub fn fuzz_net_tcp(data: &[u8]) {
 
 /// `/proc/<pid>/stat`.
 pub fn fuzz_pid_stat(data: &[u8]) {
-    let _ = pr::parse_pid_stat(data);
+    let state = pr::parse_pid_state(data);
+    if let Ok(s) = pr::parse_pid_stat(data) {
+        assert_eq!(state, Ok(s.state), "the state-only parser disagrees");
+    }
 }
 
 /// `/proc/<pid>/comm`.

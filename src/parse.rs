@@ -51,6 +51,7 @@ pub fn is_space(b: u8) -> bool {
 }
 
 /// Strips leading and trailing ASCII whitespace.
+#[inline]
 pub fn trim_ascii(mut buf: &[u8]) -> &[u8] {
     while let Some((first, rest)) = buf.split_first() {
         if !is_space(*first) {
@@ -72,6 +73,18 @@ pub fn trim_ascii(mut buf: &[u8]) -> &[u8] {
 pub fn parse_u64(buf: &[u8]) -> Result<u64, ParseError> {
     if buf.is_empty() {
         return Err(ParseError::Empty);
+    }
+    if buf.len() < MAX_U64_DIGITS {
+        // Up to 19 digits cannot overflow: one pass, no checked arithmetic.
+        let mut value: u64 = 0;
+        for &b in buf {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
+                return Err(ParseError::InvalidNumber);
+            }
+            value = value * 10 + u64::from(digit);
+        }
+        return Ok(value);
     }
     if !buf.iter().all(u8::is_ascii_digit) {
         return Err(ParseError::InvalidNumber);
@@ -139,26 +152,131 @@ pub fn parse_hex_u64(buf: &[u8]) -> Result<u64, ParseError> {
     Ok(value)
 }
 
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+
+/// The next 8 bytes of `buf` from `at` as a little-endian word.
+#[inline]
+fn word_at(buf: &[u8], at: usize) -> Option<u64> {
+    let bytes: [u8; 8] = buf.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
+
+/// Index of the first `needle` in `buf`, eight bytes at a time (lines of
+/// the kernel's files are found with this, so it is the parsers' inner loop).
+#[inline]
+pub fn find_byte(buf: &[u8], needle: u8) -> Option<usize> {
+    let pattern = LO * u64::from(needle);
+    let mut at = 0usize;
+    while let Some(word) = word_at(buf, at) {
+        let word = word ^ pattern;
+        // The lowest flagged byte is the first zero byte of `word` (a borrow
+        // can only flag bytes above a real zero).
+        let zeros = word.wrapping_sub(LO) & !word & HI;
+        if zeros != 0 {
+            return Some(at + (zeros.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = buf.get(at..).unwrap_or(&[]);
+    tail.iter().position(|&b| b == needle).map(|p| at + p)
+}
+
+/// Index of the last `needle` in `buf`, eight bytes at a time.
+#[inline]
+pub fn rfind_byte(buf: &[u8], needle: u8) -> Option<usize> {
+    let pattern = LO * u64::from(needle);
+    let mut end = buf.len();
+    while end >= 8 {
+        let at = end - 8;
+        let word = word_at(buf, at)? ^ pattern;
+        // Exactly the zero bytes of `word` get their high bit set (no borrows).
+        let zeros = !(((word & LOW7).wrapping_add(LOW7)) | word | LOW7);
+        if zeros != 0 {
+            return Some(at + 7 - (zeros.leading_zeros() / 8) as usize);
+        }
+        end = at;
+    }
+    buf.get(..end)?.iter().rposition(|&b| b == needle)
+}
+
+/// Index of the first whitespace byte ([`is_space`]), eight bytes at a time:
+/// the end of a field.
+#[inline]
+pub fn find_space(buf: &[u8]) -> Option<usize> {
+    let mut at = 0usize;
+    while let Some(word) = word_at(buf, at) {
+        // Bytes below 0x21, which every whitespace byte is (the lowest flag is exact).
+        let low = word.wrapping_sub(LO * 0x21) & !word & HI;
+        if low == 0 {
+            at += 8;
+            continue;
+        }
+        let i = at + (low.trailing_zeros() / 8) as usize;
+        if buf.get(i).copied().is_some_and(is_space) {
+            return Some(i);
+        }
+        // A control byte inside a field: go on after it.
+        at = i + 1;
+    }
+    let tail = buf.get(at..).unwrap_or(&[]);
+    tail.iter().position(|&b| is_space(b)).map(|p| at + p)
+}
+
+/// Index of the first byte that is not whitespace (`buf.len()` if none):
+/// runs of spaces, as in `net/dev`'s aligned columns, go eight at a time.
+#[inline]
+pub fn skip_spaces(buf: &[u8]) -> usize {
+    let mut at = 0usize;
+    loop {
+        match buf.get(at) {
+            None => return buf.len(),
+            Some(&b) if !is_space(b) => return at,
+            Some(_) => {}
+        }
+        let Some(word) = word_at(buf, at) else {
+            at += 1;
+            continue;
+        };
+        let other = word ^ (LO * u64::from(b' '));
+        // Exactly the bytes that are not ' ' get their high bit set.
+        let not_blank = ((other & LOW7).wrapping_add(LOW7) | other) & HI;
+        if not_blank == 0 {
+            at += 8;
+            continue;
+        }
+        let i = at + (not_blank.trailing_zeros() / 8) as usize;
+        if !buf.get(i).copied().is_some_and(is_space) {
+            return i;
+        }
+        // A tab or newline among the blanks: step over it.
+        at = i + 1;
+    }
+}
+
 /// Splits at the first occurrence of `sep`, dropping the separator.
+#[inline]
 pub fn split_once_byte(buf: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
-    let at = buf.iter().position(|&b| b == sep)?;
+    let at = find_byte(buf, sep)?;
     let (head, tail) = buf.split_at_checked(at)?;
     Some((head, tail.get(1..)?))
 }
 
 /// Splits at the last occurrence of `sep`, dropping the separator.
+#[inline]
 pub fn rsplit_once_byte(buf: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
-    let at = buf.iter().rposition(|&b| b == sep)?;
+    let at = rfind_byte(buf, sep)?;
     let (head, tail) = buf.split_at_checked(at)?;
     Some((head, tail.get(1..)?))
 }
 
 /// Splits off the first whitespace-separated field; returns it and the rest
 /// (rest starts at the separator, untrimmed).
+#[inline]
 pub fn split_first_field(buf: &[u8]) -> Option<(&[u8], &[u8])> {
-    let start = buf.iter().position(|&b| !is_space(b))?;
-    let buf = buf.get(start..)?;
-    let end = buf.iter().position(|&b| is_space(b)).unwrap_or(buf.len());
+    let buf = buf.get(skip_spaces(buf)..).filter(|b| !b.is_empty())?;
+    let end = find_space(buf).unwrap_or(buf.len());
     buf.split_at_checked(end)
 }
 
@@ -373,6 +491,20 @@ mod tests {
         assert_eq!(parse_u64(b"12a"), Err(ParseError::InvalidNumber));
         assert_eq!(parse_u64(b" 1"), Err(ParseError::InvalidNumber));
         assert_eq!(parse_u64(b"+1"), Err(ParseError::InvalidNumber));
+        assert_eq!(
+            parse_u64(b"9999999999999999999"),
+            Ok(9_999_999_999_999_999_999)
+        );
+        assert_eq!(
+            parse_u64(b"99999999999999999999"),
+            Err(ParseError::Overflow)
+        );
+        assert_eq!(
+            parse_u64(b"1844674407370955161x"),
+            Err(ParseError::InvalidNumber)
+        );
+        assert_eq!(parse_u64(b"1/"), Err(ParseError::InvalidNumber));
+        assert_eq!(parse_u64(b"1:"), Err(ParseError::InvalidNumber));
         assert_eq!(parse_i64(b"-1"), Ok(-1));
         assert_eq!(parse_i64(b"-9223372036854775808"), Ok(i64::MIN));
         assert_eq!(parse_i64(b"9223372036854775807"), Ok(i64::MAX));
@@ -435,6 +567,44 @@ mod tests {
             Some((&b"a)b"[..], &b"c"[..]))
         );
         assert_eq!(split_once_byte(b"abc", b':'), None);
+    }
+
+    #[test]
+    fn find_byte_agrees_with_position() {
+        // Every offset of the match, in and around the 8-byte words, with
+        // bytes that differ from the needle by one bit (borrow neighbours).
+        for len in 0..40usize {
+            for at in 0..=len {
+                let mut buf: Vec<u8> = (0..len).map(|i| [0x0b, 0x8a, 0x09, b'a'][i % 4]).collect();
+                if at < len {
+                    buf[at] = b'\n';
+                    if at + 1 < len {
+                        buf[at + 1] = b'\n';
+                    }
+                }
+                let want = buf.iter().position(|&b| b == b'\n');
+                assert_eq!(find_byte(&buf, b'\n'), want, "len {len} at {at}");
+                let want = buf.iter().rposition(|&b| b == b'\n');
+                assert_eq!(rfind_byte(&buf, b'\n'), want, "len {len} at {at}");
+                let want = buf.iter().position(|&b| is_space(b));
+                assert_eq!(find_space(&buf), want, "len {len} at {at}");
+                // Control bytes that are not whitespace, and 0x20/0x21 neighbours.
+                let odd: Vec<u8> = buf
+                    .iter()
+                    .map(|&b| if b == b'a' { 0x01 } else { b ^ 0x2b })
+                    .collect();
+                let want = odd.iter().position(|&b| is_space(b));
+                assert_eq!(find_space(&odd), want, "len {len} at {at} (odd)");
+                let want = odd.iter().position(|&b| !is_space(b)).unwrap_or(len);
+                assert_eq!(skip_spaces(&odd), want, "len {len} at {at} (odd)");
+            }
+        }
+        assert_eq!(find_byte(&[0u8; 17], 0), Some(0));
+        assert_eq!(rfind_byte(&[0u8; 17], 0), Some(16));
+        assert_eq!(rfind_byte(&[0xffu8; 9], 0xff), Some(8));
+        assert_eq!(rfind_byte(&[1u8; 17], 0), None);
+        assert_eq!(find_byte(&[0xffu8; 17], 0xff), Some(0));
+        assert_eq!(find_byte(&[1u8; 17], 0), None);
     }
 
     #[test]

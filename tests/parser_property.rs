@@ -153,6 +153,7 @@ fn drive_all(buf: &[u8]) {
     let inside = |s: &[u8]| s.is_empty() || range.contains(&s.as_ptr());
     if let Ok(s) = pr::parse_pid_stat(buf) {
         assert!(inside(s.comm));
+        assert_eq!(pr::parse_pid_state(buf), Ok(s.state));
     }
     for row in pr::mountinfo_rows(buf).flatten() {
         assert!(inside(row.mount_point) && inside(row.optional_fields) && inside(row.source));
@@ -329,5 +330,40 @@ fn splitting_matches_naive() {
             .rposition(|&b| !p::is_space(b))
             .map_or(start, |e| e + 1);
         assert_eq!(p::trim_ascii(&buf), &buf[start..end.max(start)]);
+    }
+}
+
+#[test]
+fn word_at_a_time_searches_match_naive() {
+    let mut rng = Rng::new(0x5EED_0005);
+    let mut buf = Vec::new();
+    for _ in 0..20_000 {
+        // Any byte at all, biased towards the searched ones and their neighbours.
+        buf.clear();
+        let len = rng.below(70);
+        for _ in 0..len {
+            let b = match rng.below(7) {
+                0 => rng.next_u64() as u8,
+                4..=5 => b' ',
+                1 => [b'\n', b' ', b')', b'\t', 0x0d][rng.below(5)],
+                2 => [0x20, 0x21, 0x1f, 0x80, 0xa0, 0x8a, 0x00, 0xff][rng.below(8)],
+                _ => b'7',
+            };
+            buf.push(b);
+        }
+        for needle in [b'\n', b')', 0x00, 0xff, 0x80] {
+            assert_eq!(
+                p::find_byte(&buf, needle),
+                buf.iter().position(|&b| b == needle)
+            );
+            assert_eq!(
+                p::rfind_byte(&buf, needle),
+                buf.iter().rposition(|&b| b == needle)
+            );
+        }
+        assert_eq!(
+            p::find_space(&buf),
+            buf.iter().position(|&b| p::is_space(b))
+        );
     }
 }

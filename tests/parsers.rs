@@ -798,6 +798,21 @@ fn pid_stat_comm_with_parens_and_spaces() {
     let s = parse_pid_stat(fx!("weird/proc_pid_stat.comm-empty")).unwrap();
     assert_eq!((s.comm, s.state, s.starttime), (&b""[..], b'Z', 5));
 
+    // The state-only parser the load average uses reads the same letter.
+    assert_eq!(
+        parse_pid_state(fx!("weird/proc_pid_stat.comm-parens")),
+        Ok(b'R')
+    );
+    assert_eq!(
+        parse_pid_state(fx!("weird/proc_pid_stat.comm-space")),
+        Ok(b'S')
+    );
+    assert_eq!(
+        parse_pid_state(fx!("weird/proc_pid_stat.comm-empty")),
+        Ok(b'Z')
+    );
+    assert_eq!(parse_pid_state(fx!("v1-docker20/busy/proc/stat")), Ok(b'R'));
+
     assert_eq!(
         parse_comm(fx!("weird/proc_pid_comm.spaces")),
         Ok(&b"my (weird) proc"[..])
@@ -864,6 +879,10 @@ fn malformed_inputs_are_errors() {
         Err(ParseError::Malformed("loadavg tasks"))
     );
     assert!(parse_pid_stat(b"1 (x S 1\n").is_err());
+    assert!(parse_pid_state(b"1 (x S 1\n").is_err());
+    assert!(parse_pid_state(b"x (x) S 1\n").is_err());
+    assert!(parse_pid_state(b"1 (x) SS 1\n").is_err());
+    assert!(parse_pid_state(b"1 (x) \n").is_err());
     assert!(parse_pid_stat(b"1 (x) S 1 2\n").is_err());
     assert_eq!(
         parse_tcp_states(b"hdr\n 0: a b ZZ\n"),

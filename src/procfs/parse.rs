@@ -627,6 +627,22 @@ pub fn parse_pid_stat(buf: &[u8]) -> Result<PidStat<'_>, ParseError> {
     })
 }
 
+/// Only field 3 (the state letter) of `/proc/<pid>/stat`: what the load
+/// average needs per task, without converting the other 40-odd fields.
+/// Agrees with [`parse_pid_stat`] whenever that succeeds.
+pub fn parse_pid_state(buf: &[u8]) -> Result<u8, ParseError> {
+    let (head, after_open) =
+        split_once_byte(buf, b'(').ok_or(ParseError::Malformed("stat: no '('"))?;
+    parse_u32(trim_ascii(head))?;
+    let (_, rest) =
+        rsplit_once_byte(after_open, b')').ok_or(ParseError::Malformed("stat: no ')'"))?;
+    match fields(rest).next() {
+        Some(&[state]) => Ok(state),
+        Some(_) => Err(ParseError::Malformed("stat state")),
+        None => Err(ParseError::MissingField),
+    }
+}
+
 /// Parses `/proc/<pid>/comm`: the name without its trailing newline (inner
 /// and leading spaces are part of the name and kept).
 pub fn parse_comm(buf: &[u8]) -> Result<&[u8], ParseError> {
