@@ -381,3 +381,72 @@ fn update_info_relabels_without_reopening() {
     assert!(text.contains("name=\"renamed\""));
     assert!(!text.contains("name=\"synth-0\""));
 }
+
+/// `/proc/<tid>/stat` text with the given state and thread count.
+fn pid_stat(tid: u32, state: char, threads: u32) -> String {
+    format!(
+        "{tid} (worker) {state} 1 {tid} {tid} 0 -1 4194560 100 0 0 0 13 7 0 0 20 0 {threads} 0 98765 \
+         1327104 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
+    )
+}
+
+/// Processes, threads and load: a container whose processes are all
+/// single-threaded is read from `cgroup.procs` and the processes' states
+/// alone; one with a multi-threaded process falls back to the task list and
+/// every thread's state.
+#[test]
+fn threads_and_load_from_processes_or_from_the_task_list() {
+    let host = SyntheticHost::create(TreeOptions::new(TreeLayout::V1Comounted, 2)).unwrap();
+    let root = host.rootfs().to_path_buf();
+    let write = |rel: String, body: String| std::fs::write(root.join(rel), body).unwrap();
+    // Container 0: two single-threaded processes, one running.
+    let (a, b) = (host.containers[0].pid, 20_001);
+    std::fs::create_dir_all(root.join(format!("proc/{b}"))).unwrap();
+    write(format!("proc/{a}/stat"), pid_stat(a, 'R', 1));
+    write(format!("proc/{b}/stat"), pid_stat(b, 'S', 1));
+    let cg0 = &host.containers[0].cgroup_path;
+    for ctl in ["cpu", "cpuacct"] {
+        let d = host.cgroup_dir(ctl, cg0);
+        std::fs::write(d.join("cgroup.procs"), format!("{a}\n{b}\n")).unwrap();
+        // A stale task list: the single-threaded path must not need it.
+        std::fs::write(d.join("tasks"), format!("{a}\n")).unwrap();
+    }
+    // Container 1: one process with three threads, one running and one in D.
+    let p = host.containers[1].pid;
+    let tids = [p, 30_001, 30_002];
+    for (tid, state) in tids.iter().zip(['S', 'R', 'D']) {
+        std::fs::create_dir_all(root.join(format!("proc/{tid}"))).unwrap();
+        write(format!("proc/{tid}/stat"), pid_stat(*tid, state, 3));
+    }
+    let cg1 = &host.containers[1].cgroup_path;
+    for ctl in ["cpu", "cpuacct"] {
+        let d = host.cgroup_dir(ctl, cg1);
+        std::fs::write(d.join("cgroup.procs"), format!("{p}\n")).unwrap();
+        std::fs::write(d.join("tasks"), format!("{p}\n30001\n30002\n")).unwrap();
+    }
+
+    let mut c = Collector::new(host.rootfs(), "host-finger");
+    let t0 = Instant::now();
+    for i in 0..2 {
+        c.track(&host.container_info(i), t0, 0.0);
+    }
+    // Ten minutes of 10 s cycles: the 10 s load average settles on the runnable count.
+    for k in 1..=60u64 {
+        c.collect(t0 + Duration::from_secs(10 * k), 10.0 * k as f64);
+    }
+    let text = prom(&c);
+    let value = |metric: &str, name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(metric) && l.contains(&format!("name=\"{name}\"")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {metric} for {name}:\n{text}"))
+    };
+    let (n0, n1) = (&host.containers[0].name, &host.containers[1].name);
+    assert_eq!(value("container_processes{", n0), 2.0);
+    assert_eq!(value("container_threads{", n0), 2.0);
+    assert!((value("container_cpu_load_average_10s{", n0) - 1.0).abs() < 1e-3);
+    assert_eq!(value("container_processes{", n1), 1.0);
+    assert_eq!(value("container_threads{", n1), 3.0);
+    assert!((value("container_cpu_load_average_10s{", n1) - 2.0).abs() < 1e-3);
+}

@@ -362,7 +362,10 @@ impl Collector {
             &mut self.buf,
             &mut self.path_buf,
             &self.rootfs_str,
-            v2,
+            ReadMode {
+                v2,
+                foreign_pidns: self.foreign_pidns,
+            },
         ) {
             Some(mut r) => {
                 if self.foreign_pidns {
@@ -698,6 +701,14 @@ fn read_spec(t: &mut Tracked, buf: &mut ReadBuf, path_buf: &mut String, v2: bool
     t.spec = s;
 }
 
+/// What decides which files a cycle reads.
+#[derive(Clone, Copy)]
+struct ReadMode {
+    v2: bool,
+    /// Cgroup process lists are of no use (see [`Collector::container_pids`]).
+    foreign_pidns: bool,
+}
+
 /// Reads every per-cycle file of a container. `None` when it is gone.
 fn read_container(
     fl: &[Src],
@@ -706,8 +717,9 @@ fn read_container(
     buf: &mut ReadBuf,
     path_buf: &mut String,
     rootfs: &str,
-    v2: bool,
+    mode: ReadMode,
 ) -> Option<Reading> {
+    let ReadMode { v2, foreign_pidns } = mode;
     let quota_set = matches!(spec.cpu_quota, Some(Limit::Bytes(_)));
     let mut r = Reading::default();
     if v2 {
@@ -746,14 +758,22 @@ fn read_container(
     r.mem = read_mem(fl, buf, v2).ok()?;
     r.blk = read_blk(fl, buf, v2).ok()?;
 
-    r.processes = read(buf, &fl[f::PROCS], false)
-        .ok()?
-        .and_then(|b| cg::count_pids(b).ok());
-    if let Some(b) = read(buf, &fl[f::TASKS], false).ok()? {
-        let (tasks, runnable) = count_runnable(b, task_cache, path_buf, rootfs);
-        r.runnable = Some(runnable);
-        r.threads = Some(tasks);
-    } else {
+    if !foreign_pidns {
+        // Processes first: when each has one thread (most containers), their
+        // states are the load and the task list need not be read at all.
+        let procs = read(buf, &fl[f::PROCS], false).ok()?;
+        r.processes = procs.and_then(|b| cg::count_pids(b).ok());
+        let single = procs.and_then(|b| single_threaded_runnable(b, task_cache, path_buf, rootfs));
+        if let Some(runnable) = single {
+            r.runnable = Some(runnable);
+            r.threads = r.processes;
+        } else if let Some(b) = read(buf, &fl[f::TASKS], false).ok()? {
+            let (tasks, runnable) = count_runnable(b, task_cache, path_buf, rootfs);
+            r.runnable = Some(runnable);
+            r.threads = Some(tasks);
+        }
+    }
+    if r.threads.is_none() {
         r.threads = read_u64(buf, &fl[f::PIDS_CURRENT]).ok()?;
     }
     if fl[f::NET_DEV].is_open() {
@@ -885,19 +905,20 @@ pub(super) struct TaskCache {
     generation: u64,
 }
 
-/// State letter of a task: from the cached fd, else a fresh open (cached when room).
-fn task_state(
+/// The `/proc/<tid>/stat` text of a task into `stat`: through the cached
+/// fd, else a fresh open (cached when there is room). The byte count read.
+fn read_task_stat(
     cache: &mut TaskCache,
     tid: u32,
     stat: &mut [u8; 1024],
     path_buf: &mut String,
     rootfs: &str,
-) -> Option<u8> {
+) -> Option<usize> {
     let generation = cache.generation;
     if let Some(e) = cache.entries.iter_mut().find(|e| e.0 == tid) {
         e.2 = generation;
         if let Ok(n) = e.1.read_at(stat, 0) {
-            return pp::parse_pid_stat(stat.get(..n)?).ok().map(|s| s.state);
+            return Some(n);
         }
         // The task behind the fd died and the tid came back: reopen below.
         e.2 = 0;
@@ -906,12 +927,53 @@ fn task_state(
     let _ = write!(path_buf, "{rootfs}/proc/{tid}/stat");
     let file = File::open(path_buf.as_str()).ok()?;
     let n = file.read_at(stat, 0).ok()?;
-    let state = pp::parse_pid_stat(stat.get(..n)?).ok().map(|s| s.state);
     cache.entries.retain(|e| e.0 != tid);
     if cache.entries.len() < MAX_CACHED_TASKS {
         cache.entries.push((tid, file, generation));
     }
-    state
+    Some(n)
+}
+
+/// State letter of a task (`R`, `S`, `D`…).
+fn task_state(
+    cache: &mut TaskCache,
+    tid: u32,
+    stat: &mut [u8; 1024],
+    path_buf: &mut String,
+    rootfs: &str,
+) -> Option<u8> {
+    let n = read_task_stat(cache, tid, stat, path_buf, rootfs)?;
+    pp::parse_pid_state(stat.get(..n)?).ok()
+}
+
+/// How many processes of a `cgroup.procs` listing run or wait
+/// uninterruptibly, when every one of them has a single thread (so the
+/// processes are all the tasks). `None` when one has more threads, or its
+/// stat is unreadable: the caller then reads the task list.
+fn single_threaded_runnable(
+    procs: &[u8],
+    cache: &mut TaskCache,
+    path_buf: &mut String,
+    rootfs: &str,
+) -> Option<u32> {
+    let mut stat = [0u8; 1024];
+    let mut runnable = 0u32;
+    cache.generation += 1;
+    for (i, pid) in cg::pids(procs).enumerate() {
+        if i >= MAX_LOAD_TASKS {
+            return None;
+        }
+        let n = read_task_stat(cache, pid.ok()?, &mut stat, path_buf, rootfs)?;
+        let s = pp::parse_pid_stat(stat.get(..n)?).ok()?;
+        if s.num_threads != 1 {
+            return None;
+        }
+        runnable += u32::from(matches!(s.state, b'R' | b'D'));
+    }
+    // Forget processes that left (their fds close here).
+    let generation = cache.generation;
+    cache.entries.retain(|e| e.2 == generation);
+    Some(runnable)
 }
 
 /// Counts the tasks of a `tasks`/`cgroup.threads` listing and how many of
