@@ -201,60 +201,6 @@ pub fn rfind_byte(buf: &[u8], needle: u8) -> Option<usize> {
     buf.get(..end)?.iter().rposition(|&b| b == needle)
 }
 
-/// Index of the first whitespace byte ([`is_space`]), eight bytes at a time:
-/// the end of a field.
-#[inline]
-pub fn find_space(buf: &[u8]) -> Option<usize> {
-    let mut at = 0usize;
-    while let Some(word) = word_at(buf, at) {
-        // Bytes below 0x21, which every whitespace byte is (the lowest flag is exact).
-        let low = word.wrapping_sub(LO * 0x21) & !word & HI;
-        if low == 0 {
-            at += 8;
-            continue;
-        }
-        let i = at + (low.trailing_zeros() / 8) as usize;
-        if buf.get(i).copied().is_some_and(is_space) {
-            return Some(i);
-        }
-        // A control byte inside a field: go on after it.
-        at = i + 1;
-    }
-    let tail = buf.get(at..).unwrap_or(&[]);
-    tail.iter().position(|&b| is_space(b)).map(|p| at + p)
-}
-
-/// Index of the first byte that is not whitespace (`buf.len()` if none):
-/// runs of spaces, as in `net/dev`'s aligned columns, go eight at a time.
-#[inline]
-pub fn skip_spaces(buf: &[u8]) -> usize {
-    let mut at = 0usize;
-    loop {
-        match buf.get(at) {
-            None => return buf.len(),
-            Some(&b) if !is_space(b) => return at,
-            Some(_) => {}
-        }
-        let Some(word) = word_at(buf, at) else {
-            at += 1;
-            continue;
-        };
-        let other = word ^ (LO * u64::from(b' '));
-        // Exactly the bytes that are not ' ' get their high bit set.
-        let not_blank = ((other & LOW7).wrapping_add(LOW7) | other) & HI;
-        if not_blank == 0 {
-            at += 8;
-            continue;
-        }
-        let i = at + (not_blank.trailing_zeros() / 8) as usize;
-        if !buf.get(i).copied().is_some_and(is_space) {
-            return i;
-        }
-        // A tab or newline among the blanks: step over it.
-        at = i + 1;
-    }
-}
-
 /// Splits at the first occurrence of `sep`, dropping the separator.
 #[inline]
 pub fn split_once_byte(buf: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
@@ -275,9 +221,20 @@ pub fn rsplit_once_byte(buf: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
 /// (rest starts at the separator, untrimmed).
 #[inline]
 pub fn split_first_field(buf: &[u8]) -> Option<(&[u8], &[u8])> {
-    let buf = buf.get(skip_spaces(buf)..).filter(|b| !b.is_empty())?;
-    let end = find_space(buf).unwrap_or(buf.len());
-    buf.split_at_checked(end)
+    // Plain byte loops: fields and the blanks between them are short, so
+    // this beats word-at-a-time scans.
+    let mut at = 0;
+    while buf.get(at).copied().is_some_and(is_space) {
+        at += 1;
+    }
+    if at == buf.len() {
+        return None;
+    }
+    let start = at;
+    while buf.get(at).is_some_and(|&b| !is_space(b)) {
+        at += 1;
+    }
+    Some((buf.get(start..at)?, buf.get(at..)?))
 }
 
 /// Iterator over whitespace-separated fields; runs of whitespace count as one
@@ -586,17 +543,6 @@ mod tests {
                 assert_eq!(find_byte(&buf, b'\n'), want, "len {len} at {at}");
                 let want = buf.iter().rposition(|&b| b == b'\n');
                 assert_eq!(rfind_byte(&buf, b'\n'), want, "len {len} at {at}");
-                let want = buf.iter().position(|&b| is_space(b));
-                assert_eq!(find_space(&buf), want, "len {len} at {at}");
-                // Control bytes that are not whitespace, and 0x20/0x21 neighbours.
-                let odd: Vec<u8> = buf
-                    .iter()
-                    .map(|&b| if b == b'a' { 0x01 } else { b ^ 0x2b })
-                    .collect();
-                let want = odd.iter().position(|&b| is_space(b));
-                assert_eq!(find_space(&odd), want, "len {len} at {at} (odd)");
-                let want = odd.iter().position(|&b| !is_space(b)).unwrap_or(len);
-                assert_eq!(skip_spaces(&odd), want, "len {len} at {at} (odd)");
             }
         }
         assert_eq!(find_byte(&[0u8; 17], 0), Some(0));
