@@ -12,8 +12,16 @@
 # static-pie instead (the Rust default for musl: the kernel can load it at a
 # random address, ASLR for the agent's own code).
 #
+# The unwind tables are left out at link time (scripts/no-unwind-tables.ld):
+# with panic = "abort" nothing unwinds, a panic still prints its message and
+# location and aborts.
+#
 # The output path is fixed (the repository's target/ dir, whatever
 # CARGO_TARGET_DIR says) because Dockerfile.scratch copies it from there.
+#
+#   scripts/build-static.sh --env    prints the build's environment as
+#                                    `export` lines and builds nothing
+#                                    (scripts/size-report.sh evaluates them).
 set -eu
 
 TARGET=x86_64-unknown-linux-musl
@@ -32,18 +40,31 @@ sysroot=$(rustc --print sysroot)
 command -v musl-gcc >/dev/null 2>&1 ||
     die "musl-gcc missing: run 'apt-get install musl-tools' (Debian/Ubuntu)"
 
-# C code (none today, but the cc crate honours this) is compiled against musl.
+# ring's C code is compiled against musl (the cc crate honours this).
 CC_x86_64_unknown_linux_musl=${CC_x86_64_unknown_linux_musl:-musl-gcc}
-export CC_x86_64_unknown_linux_musl
 
+case "$repo" in
+    *[[:space:]]*) die "the repository path must not contain white space (rustflags): $repo" ;;
+esac
+ldscript="$repo/scripts/no-unwind-tables.ld"
+[ -f "$ldscript" ] || die "$ldscript missing"
 if [ "${STATIC_PIE:-0}" = 1 ]; then
     flags=""
 else
     flags="-C relocation-model=static"
 fi
+flags="$flags -C link-arg=-Wl,-T,$ldscript"
 # Target-scoped so that host builds (build scripts, proc macros) are untouched.
 CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="${CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS:-} $flags"
-export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS
+export CC_x86_64_unknown_linux_musl CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS
+
+if [ "${1:-}" = --env ]; then
+    quote() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
+    echo "export CC_x86_64_unknown_linux_musl=$(quote "$CC_x86_64_unknown_linux_musl")"
+    echo "export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS=$(quote "$CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS")"
+    exit 0
+fi
+[ $# -eq 0 ] || die "usage: $0 [--env]"
 
 cd "$repo"
 cargo build --release --locked --target "$TARGET" --target-dir "$repo/target" \

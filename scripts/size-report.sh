@@ -25,13 +25,12 @@ unstripped="$sr_dir/$TARGET/release/outlyer-agent"
 
 cd "$repo"
 
-# Same code generation as scripts/build-static.sh, only not stripped.
-if [ "${STATIC_PIE:-0}" = 1 ]; then flags=""; else flags="-C relocation-model=static"; fi
-CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="${CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS:-} $flags"
+# Same code generation as scripts/build-static.sh (its own flags, from
+# `build-static.sh --env`), only not stripped.
+env_lines=$("$repo/scripts/build-static.sh" --env) || exit 2
+eval "$env_lines"
 CARGO_PROFILE_RELEASE_STRIP=false
-CC_x86_64_unknown_linux_musl=${CC_x86_64_unknown_linux_musl:-musl-gcc}
-export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS CARGO_PROFILE_RELEASE_STRIP \
-    CC_x86_64_unknown_linux_musl
+export CARGO_PROFILE_RELEASE_STRIP
 
 echo "== shipped binary"
 if [ -f "$shipped" ]; then
