@@ -3,7 +3,7 @@
 //! For each N: writes a synthetic host tree (`testkit::SyntheticHost`),
 //! serves its containers from a fake Docker 20.10 daemon
 //! (`testkit::FakeDaemon`), starts the agent binary in local mode with
-//! `--rootfs <tree> --docker-socket <fake> --listen 127.0.0.1:<port>
+//! `--rootfs <tree (a short symlink to it)> --docker-socket <fake> --listen 127.0.0.1:<port>
 //! --interval 1`, waits until it tracks all N (from its log: nothing is
 //! scraped before the first measurement), lets it run `--cycles` collection
 //! cycles while the counters move, then reads `/proc/<pid>/{status,
@@ -219,11 +219,33 @@ struct Run {
     startup: Duration,
 }
 
-/// Kills the agent however the run ends.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Stops the agent however the run ends: SIGTERM (a profiler wrapping it
+/// through `AGENT_BIN`, e.g. `exec valgrind --tool=massif …`, then writes its
+/// output), SIGKILL if it is still there after 10 s.
 struct AgentProcess(Child);
 
 impl Drop for AgentProcess {
     fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = self.0.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -234,6 +256,14 @@ fn run(args: &Args, bin: &Path, n: usize) -> Result<Run, String> {
         .map_err(|e| format!("synthetic tree: {e}"))?;
     let daemon = FakeDaemon::start((0..n).map(|i| host.container_info(i)).collect())
         .map_err(|e| format!("fake daemon: {e}"))?;
+    // The agent keeps paths under its rootfs (one per cgroup controller and
+    // container): a short symlink makes them about as long as under the
+    // usual `/rootfs` rather than the tree's long temp path.
+    let rootfs = std::env::temp_dir().join(format!("oar{}.{n}", std::process::id()));
+    let _ = std::fs::remove_file(&rootfs);
+    std::os::unix::fs::symlink(host.rootfs(), &rootfs)
+        .map_err(|e| format!("symlink {}: {e}", rootfs.display()))?;
+    let _link = RemoveOnDrop(rootfs.clone());
     let port = free_port();
     let log_path = std::env::temp_dir().join(format!(
         "outlyer-agent-rss-{}-{n}-{port}.log",
@@ -242,7 +272,7 @@ fn run(args: &Args, bin: &Path, n: usize) -> Result<Run, String> {
     let log = std::fs::File::create(&log_path).map_err(|e| format!("log file: {e}"))?;
     let mut cmd = Command::new(bin);
     cmd.arg("--rootfs")
-        .arg(host.rootfs())
+        .arg(&rootfs)
         .arg("--docker-socket")
         .arg(daemon.socket())
         .args(["--listen", &format!("127.0.0.1:{port}"), "--interval", "1"])
