@@ -57,13 +57,25 @@ fn log_line(args: std::fmt::Arguments<'_>) {
     crate::log::write("info", format_args!("collector: {args}"));
 }
 
+/// What the collector keeps of a container's Docker metadata: only what it
+/// reads or publishes (the registry holds the rest).
 pub(super) struct Tracked {
-    pub info: ContainerInfo,
-    /// Prometheus label text without braces: `id="…",image="…",name="…",container_label_…`.
-    pub labels: String,
+    pub id: Box<str>,
+    /// Virtual-agent fingerprint, the Outlyer view's key.
+    pub fingerprint: Box<str>,
+    /// `State.StartedAt`, Unix seconds (0.0 unknown).
+    pub started_at: f64,
+    pid: u32,
+    own_netns: bool,
+    cgroup_parent: Box<str>,
+    /// Prometheus label text after the `id` label (which is the cgroup path,
+    /// known once resolved): `image="…",name="…",container_label_…`.
+    pub label_rest: Box<str>,
     pub dirs: Option<CgroupDirs>,
     files: Vec<Src>,
     pub cur: Reading,
+    /// Per-interface, per-device and TCP-state rows of `cur`.
+    pub detail: Detail,
     prev: RateBase,
     pub spec: Spec,
     /// Exponential load averages: 10 s, 1, 5, 15 min.
@@ -124,11 +136,9 @@ fn sanitize_label_name(key: &str) -> String {
     s
 }
 
-fn build_labels(path: &str, info: &ContainerInfo) -> String {
+fn build_labels(info: &ContainerInfo) -> Box<str> {
     let mut s = String::with_capacity(128);
-    s.push_str("id=\"");
-    escape_label_value(path, |p| s.push_str(p));
-    s.push_str("\",image=\"");
+    s.push_str("image=\"");
     escape_label_value(&info.image, |p| s.push_str(p));
     s.push_str("\",name=\"");
     escape_label_value(&info.name, |p| s.push_str(p));
@@ -147,7 +157,53 @@ fn build_labels(path: &str, info: &ContainerInfo) -> String {
         s.push('"');
         seen.push(name);
     }
-    s
+    s.into_boxed_str()
+}
+
+impl Tracked {
+    fn new(info: &ContainerInfo) -> Tracked {
+        Tracked {
+            id: info.id.as_str().into(),
+            fingerprint: info.fingerprint.as_str().into(),
+            started_at: info.started_at,
+            pid: info.pid,
+            own_netns: info.has_own_netns(),
+            cgroup_parent: info.cgroup_parent.as_str().into(),
+            label_rest: build_labels(info),
+            dirs: None,
+            files: Vec::new(),
+            cur: Reading::default(),
+            detail: Detail::default(),
+            prev: RateBase::default(),
+            spec: Spec::default(),
+            load: [0.0; 4],
+            tasks: TaskCache::default(),
+            pids: None,
+            ok: false,
+            gone: true,
+            retry_at: 0,
+            retries: 0,
+            last_seen: 0.0,
+        }
+    }
+
+    /// Takes new metadata; true when the cgroup must be resolved again (a new process).
+    fn update(&mut self, info: &ContainerInfo) -> bool {
+        let moved = self.pid != info.pid
+            || self.own_netns != info.has_own_netns()
+            || *self.cgroup_parent != *info.cgroup_parent;
+        self.fingerprint = info.fingerprint.as_str().into();
+        self.started_at = info.started_at;
+        self.pid = info.pid;
+        self.own_netns = info.has_own_netns();
+        self.cgroup_parent = info.cgroup_parent.as_str().into();
+        self.label_rest = build_labels(info);
+        moved
+    }
+
+    pub(super) fn short_id(&self) -> &str {
+        crate::registry::short_id(&self.id)
+    }
 }
 
 impl Collector {
@@ -229,29 +285,13 @@ impl Collector {
     /// baseline reading (so it shows in /metrics at once with counters;
     /// rates appear from the next reading).
     pub fn track(&mut self, info: &ContainerInfo, now: Instant, unix_secs: f64) {
-        if let Some(t) = self.containers.iter_mut().find(|t| t.info.id == info.id) {
+        if let Some(t) = self.containers.iter_mut().find(|t| *t.id == *info.id) {
             // Same id again (restart): start over with the new pid.
-            t.info = info.clone();
+            t.update(info);
             t.gone = true;
             t.retry_at = 0;
         } else {
-            self.containers.push(Tracked {
-                info: info.clone(),
-                labels: String::new(),
-                dirs: None,
-                files: Vec::new(),
-                cur: Reading::default(),
-                prev: RateBase::default(),
-                spec: Spec::default(),
-                load: [0.0; 4],
-                tasks: TaskCache::default(),
-                pids: None,
-                ok: false,
-                gone: true,
-                retry_at: 0,
-                retries: 0,
-                last_seen: 0.0,
-            });
+            self.containers.push(Tracked::new(info));
         }
         // The host's /proc/stat at this instant, for the container's first
         // CPU rate; the host's own rate window stays as the last cycle left it.
@@ -261,7 +301,7 @@ impl Collector {
             // context (memory total, CPUs) comes from this reading.
             self.host.cur = fresh;
         }
-        let idx = match self.containers.iter().position(|t| t.info.id == info.id) {
+        let idx = match self.containers.iter().position(|t| *t.id == *info.id) {
             Some(i) => i,
             None => return,
         };
@@ -274,18 +314,18 @@ impl Collector {
     }
 
     pub fn untrack(&mut self, id: &str) {
-        self.containers.retain(|t| t.info.id != id);
+        self.containers.retain(|t| &*t.id != id);
     }
 
     /// Metadata changed (rename, pause/unpause, `docker update`): update
     /// labels and re-read limits without reopening files.
     pub fn update_info(&mut self, info: &ContainerInfo) {
-        let Some(t) = self.containers.iter_mut().find(|t| t.info.id == info.id) else {
+        let Some(t) = self.containers.iter_mut().find(|t| *t.id == *info.id) else {
             return;
         };
-        t.info = info.clone();
-        if let Some(d) = &t.dirs {
-            t.labels = build_labels(&d.path, &t.info);
+        if t.update(info) {
+            t.gone = true;
+            t.retry_at = 0;
         }
         if !t.gone {
             read_spec(
@@ -309,7 +349,7 @@ impl Collector {
         self.host.cur = r;
         host_values(&mut self.host.values, &self.host.cur, &self.host.prev);
         if self.foreign_pidns {
-            let ids: Vec<&str> = self.containers.iter().map(|t| t.info.id.as_str()).collect();
+            let ids: Vec<&str> = self.containers.iter().map(|t| &*t.id).collect();
             let found = pidscan::scan(&self.rootfs, &ids, MAX_LOAD_TASKS);
             for (t, counts) in self.containers.iter_mut().zip(found) {
                 t.pids = Some(counts);
@@ -359,6 +399,7 @@ impl Collector {
             &t.files,
             &t.spec,
             &mut t.tasks,
+            &mut t.detail,
             &mut self.buf,
             &mut self.path_buf,
             &self.rootfs_str,
@@ -389,6 +430,7 @@ impl Collector {
                 t.retry_at = cycle + 1;
                 t.retries = 0;
                 t.cur = Reading::default();
+                t.detail = Detail::default();
                 t.prev = RateBase::default();
             }
         }
@@ -398,38 +440,47 @@ impl Collector {
     fn reopen(&mut self, i: usize) -> bool {
         let v2 = self.hier.layout == Layout::V2;
         let t = &mut self.containers[i];
-        let dirs = resolve::resolve(
-            &self.hier,
-            &self.rootfs,
-            &t.info.id,
-            t.info.pid,
-            &t.info.cgroup_parent,
-        );
+        let dirs = resolve::resolve(&self.hier, &self.rootfs, &t.id, t.pid, &t.cgroup_parent);
         let Some(dirs) = dirs else {
             if t.retries == 0 {
                 log_line(format_args!(
                     "no cgroup found for container {} (pid {}); will retry",
-                    t.info.short_id(),
-                    t.info.pid
+                    t.short_id(),
+                    t.pid
                 ));
             }
             t.dirs = None;
             return false;
         };
-        t.labels = build_labels(&dirs.path, &t.info);
-        let proc_dir = if t.info.pid > 0 {
-            Some(self.rootfs.join(format!("proc/{}", t.info.pid)))
+        let proc_dir = if t.pid > 0 {
+            Some(self.rootfs.join(format!("proc/{}", t.pid)))
         } else {
             None
         };
         t.files = open_files(
             &dirs,
             proc_dir.as_deref(),
-            t.info.has_own_netns(),
+            t.own_netns,
             self.tcp_states,
             v2,
             self.hier.memory_enabled,
         );
+        // Kept for the limits (`read_spec`) and the `id` label; the other
+        // directories were only needed to open the files.
+        let mut dirs = dirs;
+        dirs.cpuacct = None;
+        dirs.blkio = None;
+        for d in [
+            &mut dirs.cpu,
+            &mut dirs.memory,
+            &mut dirs.pids,
+            &mut dirs.unified,
+        ] {
+            if let Some(d) = d {
+                d.shrink_to_fit();
+            }
+        }
+        dirs.path.shrink_to_fit();
         t.dirs = Some(dirs);
         t.gone = false;
         t.retries = 0;
@@ -447,7 +498,7 @@ impl Collector {
             log_line(format_args!(
                 "out of file descriptors opening container {}'s files: some metrics are missing; \
                  raise the open-files limit (ulimit -n, about 20 per container)",
-                t.info.short_id()
+                t.short_id()
             ));
         }
         if !v2
@@ -483,7 +534,7 @@ impl Collector {
         let mut values = Values::default();
         for t in self.containers.iter().filter(|t| t.ok) {
             container_values(&mut values, &t.cur, &t.prev, &t.spec, &t.load, &ctx);
-            values.for_each(|path, v| f(&t.info.fingerprint, path, v));
+            values.for_each(|path, v| f(&t.fingerprint, path, v));
         }
     }
 
@@ -492,7 +543,7 @@ impl Collector {
     /// re-read through the container's open `cgroup.procs` descriptor.
     /// Empty when unknown.
     pub fn container_pids(&self, id: &str) -> Vec<u32> {
-        let Some(t) = self.containers.iter().find(|t| t.info.id == id) else {
+        let Some(t) = self.containers.iter().find(|t| &*t.id == id) else {
             return Vec::new();
         };
         if let Some(c) = &t.pids {
@@ -520,7 +571,7 @@ impl Collector {
     pub fn cgroup_path(&self, id: &str) -> Option<&str> {
         self.containers
             .iter()
-            .find(|t| t.info.id == id)
+            .find(|t| &*t.id == id)
             .and_then(|t| t.dirs.as_ref())
             .map(|d| d.path.as_str())
     }
@@ -714,6 +765,7 @@ fn read_container(
     fl: &[Src],
     spec: &Spec,
     task_cache: &mut TaskCache,
+    detail: &mut Detail,
     buf: &mut ReadBuf,
     path_buf: &mut String,
     rootfs: &str,
@@ -756,7 +808,8 @@ fn read_container(
         }
     }
     r.mem = read_mem(fl, buf, v2).ok()?;
-    r.blk = read_blk(fl, buf, v2).ok()?;
+    let blk = read_blk(fl, buf, v2).ok()?;
+    r.blk = blk.as_ref().map(|b| b.total);
 
     if !foreign_pidns {
         // Processes first: when each has one thread (most containers), their
@@ -776,12 +829,13 @@ fn read_container(
     if r.threads.is_none() {
         r.threads = read_u64(buf, &fl[f::PIDS_CURRENT]).ok()?;
     }
+    let mut net = None;
+    let mut tcp: Option<pp::TcpStates> = None;
     if fl[f::NET_DEV].is_open() {
         // A vanished process is not fatal here: the cgroup files decide "gone".
         if let Ok(Some(b)) = read(buf, &fl[f::NET_DEV], true) {
-            r.net = Some(net_of(b));
+            net = Some(net_of(b));
         }
-        let mut tcp: Option<pp::TcpStates> = None;
         for i in [f::TCP, f::TCP6] {
             if !fl[i].is_open() {
                 continue;
@@ -792,12 +846,13 @@ fn read_container(
                 }
             }
         }
-        r.tcp = tcp;
     }
     if r.cpu_ns.is_none() && r.mem.is_none() {
         // Nothing readable at all: treat like a vanished cgroup.
         return None;
     }
+    r.net = net.as_ref().map(|n| n.total);
+    detail.set(net.as_ref(), blk.as_ref(), tcp.as_ref());
     Some(r)
 }
 
@@ -1104,10 +1159,10 @@ mod tests {
             ],
             ..ContainerInfo::default()
         };
-        let l = build_labels("/docker/x", &info);
+        let l = build_labels(&info);
         assert_eq!(
-            l,
-            "id=\"/docker/x\",image=\"img:1\",name=\"web\",container_label_a_b=\"1\",container_label_q=\"say \\\"hi\\\"\\\\\\n\""
+            &*l,
+            "image=\"img:1\",name=\"web\",container_label_a_b=\"1\",container_label_q=\"say \\\"hi\\\"\\\\\\n\""
         );
     }
 

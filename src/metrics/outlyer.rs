@@ -264,13 +264,13 @@ pub(crate) fn container_values(
     }
     if let Some(n) = &cur.net {
         let p = if has_prev { prev.net.as_ref() } else { None };
-        network(out, &n.total, p, secs);
+        network(out, n, p, secs);
     }
     if let Some(b) = &cur.blk {
         for k in 0..4 {
-            out.put(DISK_FIRST + k, b.total[k] as f64);
+            out.put(DISK_FIRST + k, b[k] as f64);
             if let (true, Some(p)) = (has_prev, &prev.blk) {
-                out.put_opt(DISK_RATE_FIRST + k, rate(b.total[k], p[k], secs));
+                out.put_opt(DISK_RATE_FIRST + k, rate(b[k], p[k], secs));
             }
         }
     }
@@ -392,7 +392,7 @@ mod tests {
             host_ticks: 1000,
             online_cpus: 2,
             cpu_ns: Some(5_000_000_000),
-            net: Some(net),
+            net: Some(net.total),
             ..Reading::default()
         };
         let mut net2 = Net::default();
@@ -402,7 +402,7 @@ mod tests {
             host_ticks: 1400,
             online_cpus: 2,
             cpu_ns: Some(1_000),
-            net: Some(net2),
+            net: Some(net2.total),
             ..Reading::default()
         };
         let mut v = Values::default();

@@ -57,11 +57,44 @@ pub(super) fn escape_label_value(v: &str, mut push: impl FnMut(&str)) {
     push(&v[start..]);
 }
 
+/// The labels of a sample: a container's `id` (its cgroup path, escaped
+/// here) and the rest of its labels, already rendered.
+#[derive(Clone, Copy, Default)]
+struct Labels<'a> {
+    id: Option<&'a str>,
+    rest: &'a str,
+}
+
+impl<'a> Labels<'a> {
+    fn of(t: &'a Tracked) -> Labels<'a> {
+        Labels {
+            id: t.dirs.as_ref().map(|d| d.path.as_str()),
+            rest: &t.label_rest,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.id.is_none() && self.rest.is_empty()
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        if let Some(id) = self.id {
+            out.extend_from_slice(b"id=\"");
+            escape_label_value(id, |p| out.extend_from_slice(p.as_bytes()));
+            out.push(b'"');
+            if !self.rest.is_empty() {
+                out.push(b',');
+            }
+        }
+        out.extend_from_slice(self.rest.as_bytes());
+    }
+}
+
 fn sample(
     out: &mut Vec<u8>,
     fam: &mut Family,
     name: &str,
-    labels: &str,
+    labels: Labels<'_>,
     extra: Option<(&str, &str)>,
     v: f64,
 ) {
@@ -71,7 +104,7 @@ fn sample(
     out.extend_from_slice(name.as_bytes());
     if !labels.is_empty() || extra.is_some() {
         out.push(b'{');
-        out.extend_from_slice(labels.as_bytes());
+        labels.write(out);
         if let Some((k, val)) = extra {
             if !labels.is_empty() {
                 out.push(b',');
@@ -245,7 +278,7 @@ const SCALARS: &[(&str, &str, &str, Getter)] = &[
         "container_start_time_seconds",
         "gauge",
         "Start time of the container since unix epoch in seconds.",
-        |t| (t.info.started_at > 0.0).then_some(t.info.started_at),
+        |t| (t.started_at > 0.0).then_some(t.started_at),
     ),
     (
         "container_last_seen",
@@ -339,7 +372,7 @@ pub(super) fn write(c: &Collector, out: &mut Vec<u8>) {
                 out,
                 &mut fam,
                 name,
-                &t.labels,
+                Labels::of(t),
                 Some(("cpu", "total")),
                 ns as f64 / 1e9,
             );
@@ -351,7 +384,7 @@ pub(super) fn write(c: &Collector, out: &mut Vec<u8>) {
         let mut fam = begin(out, name, kind, help);
         for t in live() {
             if let Some(v) = get(t) {
-                sample(out, &mut fam, name, &t.labels, None, v);
+                sample(out, &mut fam, name, Labels::of(t), None, v);
             }
         }
         end(out, fam);
@@ -360,13 +393,13 @@ pub(super) fn write(c: &Collector, out: &mut Vec<u8>) {
     for (name, help, k) in NET {
         let mut fam = begin(out, name, "counter", help);
         for t in live() {
-            if let Some(n) = &t.cur.net {
-                for i in n.ifaces() {
+            if t.cur.net.is_some() {
+                for i in &t.detail.ifaces {
                     sample(
                         out,
                         &mut fam,
                         name,
-                        &t.labels,
+                        Labels::of(t),
                         Some(("interface", i.name())),
                         i.c[*k] as f64,
                     );
@@ -384,13 +417,13 @@ pub(super) fn write(c: &Collector, out: &mut Vec<u8>) {
         "tcp connection usage statistic for container",
     );
     for t in live() {
-        if let Some(s) = &t.cur.tcp {
+        if let Some(s) = &t.detail.tcp {
             for (state, count) in TCP_STATE_NAMES.iter().zip(s.counts.iter()) {
                 sample(
                     out,
                     &mut fam,
                     name,
-                    &t.labels,
+                    Labels::of(t),
                     Some(("tcp_state", state)),
                     *count as f64,
                 );
@@ -403,8 +436,8 @@ pub(super) fn write(c: &Collector, out: &mut Vec<u8>) {
     for (name, help, k) in FS {
         let mut fam = begin(out, name, "counter", help);
         for t in live() {
-            if let Some(b) = &t.cur.blk {
-                for d in b.devs() {
+            if t.cur.blk.is_some() {
+                for d in &t.detail.devs {
                     let mut cur = std::io::Cursor::new(&mut dev[..]);
                     let _ = write!(cur, "{}:{}", d.major, d.minor);
                     let len = cur.position() as usize;
@@ -413,7 +446,7 @@ pub(super) fn write(c: &Collector, out: &mut Vec<u8>) {
                         out,
                         &mut fam,
                         name,
-                        &t.labels,
+                        Labels::of(t),
                         Some(("device", dev_name)),
                         d.c[*k] as f64,
                     );
@@ -435,7 +468,7 @@ pub(super) fn write(c: &Collector, out: &mut Vec<u8>) {
             out,
             &mut fam,
             "machine_cpu_cores",
-            "",
+            Labels::default(),
             None,
             h.online_cpus as f64,
         );
@@ -448,7 +481,14 @@ pub(super) fn write(c: &Collector, out: &mut Vec<u8>) {
             "gauge",
             "Amount of memory installed on the machine.",
         );
-        sample(out, &mut fam, "machine_memory_bytes", "", None, m as f64);
+        sample(
+            out,
+            &mut fam,
+            "machine_memory_bytes",
+            Labels::default(),
+            None,
+            m as f64,
+        );
         end(out, fam);
     }
     if let Some(s) = c.last_cycle_secs {
@@ -459,7 +499,7 @@ pub(super) fn write(c: &Collector, out: &mut Vec<u8>) {
             "gauge",
             "Duration of the last collection cycle in seconds.",
         );
-        sample(out, &mut fam, name, "", None, s);
+        sample(out, &mut fam, name, Labels::default(), None, s);
         end(out, fam);
     }
 }

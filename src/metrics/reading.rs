@@ -141,13 +141,48 @@ pub(crate) struct Reading {
     pub cfs_throttled: Option<u64>,
     pub cfs_throttled_ns: Option<u64>,
     pub mem: Option<Mem>,
-    pub net: Option<Net>,
-    pub blk: Option<Blk>,
+    /// Interface totals (per-interface rows are in [`Detail`]).
+    pub net: Option<[u64; 8]>,
+    /// Device totals (per-device rows are in [`Detail`]).
+    pub blk: Option<[u64; 4]>,
     pub processes: Option<u64>,
     pub threads: Option<u64>,
-    pub tcp: Option<TcpStates>,
     /// Tasks running or in uninterruptible sleep (for the load average).
     pub runnable: Option<u32>,
+}
+
+/// The rows behind a container's totals, stored at their real count (most
+/// containers have one interface and no block device with traffic) and
+/// updated in place, so a steady cycle allocates nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Detail {
+    pub ifaces: Vec<Iface>,
+    pub devs: Vec<DevIo>,
+    /// Only with `--tcp-states`.
+    pub tcp: Option<Box<TcpStates>>,
+}
+
+impl Detail {
+    /// Stores this cycle's rows (`None`: not read this cycle, none shown).
+    pub(crate) fn set(&mut self, net: Option<&Net>, blk: Option<&Blk>, tcp: Option<&TcpStates>) {
+        copy_exact(&mut self.ifaces, net.map_or(&[][..], Net::ifaces));
+        copy_exact(&mut self.devs, blk.map_or(&[][..], Blk::devs));
+        match (tcp, &mut self.tcp) {
+            (Some(s), Some(kept)) => **kept = *s,
+            (Some(s), None) => self.tcp = Some(Box::new(*s)),
+            (None, _) => self.tcp = None,
+        }
+    }
+}
+
+/// `dst = src`, reusing `dst`'s allocation when the count is unchanged and
+/// allocating exactly `src.len()` elements when it changed.
+fn copy_exact<T: Copy>(dst: &mut Vec<T>, src: &[T]) {
+    if dst.len() == src.len() {
+        dst.copy_from_slice(src);
+    } else {
+        *dst = src.to_vec();
+    }
 }
 
 /// What a rate needs from the previous reading (kept instead of a whole [`Reading`]).
@@ -170,8 +205,8 @@ impl RateBase {
             cpu_ns: r.cpu_ns,
             user_ns: r.user_ns,
             system_ns: r.system_ns,
-            net: r.net.map(|n| n.total),
-            blk: r.blk.map(|b| b.total),
+            net: r.net,
+            blk: r.blk,
         }
     }
 }
