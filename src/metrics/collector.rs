@@ -402,8 +402,8 @@ impl Collector {
             &mut t.detail,
             &mut self.buf,
             &mut self.path_buf,
-            &self.rootfs_str,
             ReadMode {
+                rootfs: &self.rootfs_str,
                 v2,
                 foreign_pidns: self.foreign_pidns,
             },
@@ -475,10 +475,11 @@ impl Collector {
             &mut dirs.memory,
             &mut dirs.pids,
             &mut dirs.unified,
-        ] {
-            if let Some(d) = d {
-                d.shrink_to_fit();
-            }
+        ]
+        .into_iter()
+        .flatten()
+        {
+            d.shrink_to_fit();
         }
         dirs.path.shrink_to_fit();
         t.dirs = Some(dirs);
@@ -752,9 +753,11 @@ fn read_spec(t: &mut Tracked, buf: &mut ReadBuf, path_buf: &mut String, v2: bool
     t.spec = s;
 }
 
-/// What decides which files a cycle reads.
+/// What decides which files a cycle reads, and where `/proc` is.
 #[derive(Clone, Copy)]
-struct ReadMode {
+struct ReadMode<'a> {
+    /// The rootfs as text, without a trailing `/`.
+    rootfs: &'a str,
     v2: bool,
     /// Cgroup process lists are of no use (see [`Collector::container_pids`]).
     foreign_pidns: bool,
@@ -768,10 +771,13 @@ fn read_container(
     detail: &mut Detail,
     buf: &mut ReadBuf,
     path_buf: &mut String,
-    rootfs: &str,
-    mode: ReadMode,
+    mode: ReadMode<'_>,
 ) -> Option<Reading> {
-    let ReadMode { v2, foreign_pidns } = mode;
+    let ReadMode {
+        rootfs,
+        v2,
+        foreign_pidns,
+    } = mode;
     let quota_set = matches!(spec.cpu_quota, Some(Limit::Bytes(_)));
     let mut r = Reading::default();
     if v2 {
