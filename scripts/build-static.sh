@@ -46,6 +46,8 @@ CC_x86_64_unknown_linux_musl=${CC_x86_64_unknown_linux_musl:-musl-gcc}
 case "$repo" in
     *[[:space:]]*) die "the repository path must not contain white space (rustflags): $repo" ;;
 esac
+# Cargo does not track this file: after editing it, `cargo clean` or touch
+# src/main.rs so that the binary is linked again.
 ldscript="$repo/scripts/no-unwind-tables.ld"
 [ -f "$ldscript" ] || die "$ldscript missing"
 if [ "${STATIC_PIE:-0}" = 1 ]; then
