@@ -141,3 +141,55 @@ mod tests {
         assert!(process_cpu_seconds() > before);
     }
 }
+
+/// Opens a directory as an `O_PATH` handle: it cannot be read, only used as
+/// the base of [`open_at`]. The kernel keeps a `struct file` for it and no
+/// read buffer, so holding one per container is cheap.
+pub fn open_dir_handle(path: &std::path::Path) -> io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(path)?;
+    Ok(OwnedFd::from(f))
+}
+
+/// Opens the file `name` inside the directory `dir` read-only (`openat(2)`),
+/// without building a path.
+pub fn open_at(dir: &OwnedFd, name: &std::ffi::CStr) -> io::Result<std::fs::File> {
+    // SAFETY: `name` is NUL-terminated and outlives the call; `dir` is an open fd.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by openat and is owned by nobody else.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+#[cfg(test)]
+mod dir_handle_tests {
+    use super::*;
+
+    #[test]
+    fn open_at_reads_relative_to_a_dir_handle() {
+        let dir = std::env::temp_dir().join(format!("outlyer-openat-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("pids.max"), b"max\n").unwrap();
+        let h = open_dir_handle(&dir).unwrap();
+        let text = std::io::read_to_string(open_at(&h, c"pids.max").unwrap()).unwrap();
+        assert_eq!(text, "max\n");
+        let missing = open_at(&h, c"nope").unwrap_err();
+        assert_eq!(missing.raw_os_error(), Some(libc::ENOENT));
+        assert!(
+            open_dir_handle(&dir.join("pids.max")).is_err(),
+            "not a directory"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

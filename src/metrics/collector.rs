@@ -12,8 +12,11 @@ use crate::cgroup::parse::{self as cg, Limit};
 use crate::cgroup::resolve::{self, CgroupDirs};
 use crate::procfs::parse as pp;
 use crate::registry::ContainerInfo;
+use crate::sys;
+use std::ffi::CStr;
 use std::fmt::Write as _;
 use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -71,7 +74,11 @@ pub(super) struct Tracked {
     /// Prometheus label text after the `id` label (which is the cgroup path,
     /// known once resolved): `image="…",name="…",container_label_…`.
     pub label_rest: Box<str>,
-    pub dirs: Option<CgroupDirs>,
+    /// The cgroup path (the `id` label), once resolved.
+    pub cgroup_path: Option<Box<str>>,
+    /// Handles on the directories of the limit files, which are re-read
+    /// rarely and so hold no open file between reads.
+    spec_dirs: SpecDirs,
     files: Vec<Src>,
     pub cur: Reading,
     /// Per-interface, per-device and TCP-state rows of `cur`.
@@ -170,7 +177,8 @@ impl Tracked {
             own_netns: info.has_own_netns(),
             cgroup_parent: info.cgroup_parent.as_str().into(),
             label_rest: build_labels(info),
-            dirs: None,
+            cgroup_path: None,
+            spec_dirs: SpecDirs::default(),
             files: Vec::new(),
             cur: Reading::default(),
             detail: Detail::default(),
@@ -331,7 +339,6 @@ impl Collector {
             read_spec(
                 t,
                 &mut self.buf,
-                &mut self.path_buf,
                 self.hier.layout == Layout::V2,
                 self.hier.memory_enabled,
             );
@@ -387,13 +394,7 @@ impl Collector {
         }
         let t = &mut self.containers[i];
         if cycle % SPEC_EVERY == 0 && !reopened {
-            read_spec(
-                t,
-                &mut self.buf,
-                &mut self.path_buf,
-                v2,
-                self.hier.memory_enabled,
-            );
+            read_spec(t, &mut self.buf, v2, self.hier.memory_enabled);
         }
         match read_container(
             &t.files,
@@ -449,7 +450,8 @@ impl Collector {
                     t.pid
                 ));
             }
-            t.dirs = None;
+            t.cgroup_path = None;
+            t.spec_dirs = SpecDirs::default();
             return false;
         };
         let proc_dir = if t.pid > 0 {
@@ -465,35 +467,13 @@ impl Collector {
             v2,
             self.hier.memory_enabled,
         );
-        // Kept for the limits (`read_spec`) and the `id` label; the other
-        // directories were only needed to open the files.
-        let mut dirs = dirs;
-        dirs.cpuacct = None;
-        dirs.blkio = None;
-        for d in [
-            &mut dirs.cpu,
-            &mut dirs.memory,
-            &mut dirs.pids,
-            &mut dirs.unified,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            d.shrink_to_fit();
-        }
-        dirs.path.shrink_to_fit();
-        t.dirs = Some(dirs);
+        t.spec_dirs = SpecDirs::open(&dirs, v2);
+        t.cgroup_path = Some(dirs.path.into_boxed_str());
         t.gone = false;
         t.retries = 0;
         t.load = [0.0; 4];
         t.tasks = TaskCache::default();
-        read_spec(
-            t,
-            &mut self.buf,
-            &mut self.path_buf,
-            v2,
-            self.hier.memory_enabled,
-        );
+        read_spec(t, &mut self.buf, v2, self.hier.memory_enabled);
         if super::files::take_fd_exhausted() && !self.logged_fd_limit {
             self.logged_fd_limit = true;
             log_line(format_args!(
@@ -573,8 +553,7 @@ impl Collector {
         self.containers
             .iter()
             .find(|t| &*t.id == id)
-            .and_then(|t| t.dirs.as_ref())
-            .map(|d| d.path.as_str())
+            .and_then(|t| t.cgroup_path.as_deref())
     }
 
     /// Containers tracked.
@@ -688,67 +667,78 @@ fn read_u64(buf: &mut ReadBuf, src: &Src) -> Result<Option<u64>, ()> {
     Ok(read(buf, src, false)?.and_then(|b| cg::parse_single_u64(b).ok()))
 }
 
-/// Reads `<dir>/<name>` through a freshly opened fd (spec files are read
-/// rarely, so they hold no fd); the path is built in `path_buf` without allocating.
-fn read_path<'b>(
-    buf: &'b mut ReadBuf,
-    path_buf: &mut String,
-    dir: Option<&Path>,
-    name: &str,
-) -> Option<&'b [u8]> {
-    path_buf.clear();
-    path_buf.push_str(dir?.to_str()?);
-    path_buf.push('/');
-    path_buf.push_str(name);
-    let src = Src::open(Path::new(path_buf.as_str()));
+/// Directory handles for the limit files (v2: all in slot `MEM`).
+#[derive(Debug, Default)]
+struct SpecDirs([Option<OwnedFd>; 3]);
+
+impl SpecDirs {
+    const MEM: usize = 0;
+    const PIDS: usize = 1;
+    const CPU: usize = 2;
+
+    fn open(d: &CgroupDirs, v2: bool) -> SpecDirs {
+        let handle = |p: &Option<PathBuf>| p.as_deref().and_then(|p| sys::open_dir_handle(p).ok());
+        if v2 {
+            SpecDirs([handle(&d.unified), None, None])
+        } else {
+            SpecDirs([handle(&d.memory), handle(&d.pids), handle(&d.cpu)])
+        }
+    }
+
+    fn get(&self, slot: usize) -> Option<&OwnedFd> {
+        self.0.get(slot)?.as_ref()
+    }
+}
+
+/// Reads `name` in a limit directory through a freshly opened fd (limit files
+/// are read rarely, so they hold no fd and no kernel read buffer).
+fn read_in<'b>(buf: &'b mut ReadBuf, dir: Option<&OwnedFd>, name: &CStr) -> Option<&'b [u8]> {
+    let src = match sys::open_at(dir?, name) {
+        Ok(f) => Src::Open(f),
+        Err(_) => Src::Missing,
+    };
     match buf.read(&src, false) {
         Outcome::Ok(n) => Some(buf.bytes(n)),
         _ => None,
     }
 }
 
-fn read_limit(
-    buf: &mut ReadBuf,
-    path_buf: &mut String,
-    dir: Option<&Path>,
-    name: &str,
-) -> Option<Limit> {
-    read_path(buf, path_buf, dir, name).and_then(|b| cg::parse_limit(b).ok())
+fn read_limit(buf: &mut ReadBuf, dir: Option<&OwnedFd>, name: &CStr) -> Option<Limit> {
+    read_in(buf, dir, name).and_then(|b| cg::parse_limit(b).ok())
 }
 
 /// Re-reads the limits: at track, on `update_info`, and every [`SPEC_EVERY`] cycles.
-fn read_spec(t: &mut Tracked, buf: &mut ReadBuf, path_buf: &mut String, v2: bool, memory: bool) {
-    let Some(d) = &t.dirs else {
+fn read_spec(t: &mut Tracked, buf: &mut ReadBuf, v2: bool, memory: bool) {
+    if t.cgroup_path.is_none() {
         return;
-    };
+    }
+    let d = &t.spec_dirs;
     let mut s = Spec {
         swap_limit_includes_memory: !v2,
         ..Spec::default()
     };
     if v2 {
-        let u = d.unified.as_deref();
+        let u = d.get(SpecDirs::MEM);
         if memory {
-            s.mem_limit = read_limit(buf, path_buf, u, "memory.max");
-            s.swap_limit = read_limit(buf, path_buf, u, "memory.swap.max");
+            s.mem_limit = read_limit(buf, u, c"memory.max");
+            s.swap_limit = read_limit(buf, u, c"memory.swap.max");
         }
-        s.threads_max = read_limit(buf, path_buf, u, "pids.max");
-        if let Some(m) =
-            read_path(buf, path_buf, u, "cpu.max").and_then(|b| cg::parse_cpu_max(b).ok())
-        {
+        s.threads_max = read_limit(buf, u, c"pids.max");
+        if let Some(m) = read_in(buf, u, c"cpu.max").and_then(|b| cg::parse_cpu_max(b).ok()) {
             s.cpu_quota = Some(m.quota);
             s.cpu_period = Some(m.period);
         }
     } else {
         if memory {
-            let m = d.memory.as_deref();
-            s.mem_limit = read_limit(buf, path_buf, m, "memory.limit_in_bytes");
-            s.swap_limit = read_limit(buf, path_buf, m, "memory.memsw.limit_in_bytes");
+            let m = d.get(SpecDirs::MEM);
+            s.mem_limit = read_limit(buf, m, c"memory.limit_in_bytes");
+            s.swap_limit = read_limit(buf, m, c"memory.memsw.limit_in_bytes");
         }
-        s.threads_max = read_limit(buf, path_buf, d.pids.as_deref(), "pids.max");
-        let cpu = d.cpu.as_deref();
-        s.cpu_quota = read_limit(buf, path_buf, cpu, "cpu.cfs_quota_us");
-        s.cpu_period = read_path(buf, path_buf, cpu, "cpu.cfs_period_us")
-            .and_then(|b| cg::parse_single_u64(b).ok());
+        s.threads_max = read_limit(buf, d.get(SpecDirs::PIDS), c"pids.max");
+        let cpu = d.get(SpecDirs::CPU);
+        s.cpu_quota = read_limit(buf, cpu, c"cpu.cfs_quota_us");
+        s.cpu_period =
+            read_in(buf, cpu, c"cpu.cfs_period_us").and_then(|b| cg::parse_single_u64(b).ok());
     }
     t.spec = s;
 }

@@ -68,7 +68,7 @@ struct Labels<'a> {
 impl<'a> Labels<'a> {
     fn of(t: &'a Tracked) -> Labels<'a> {
         Labels {
-            id: t.dirs.as_ref().map(|d| d.path.as_str()),
+            id: t.cgroup_path.as_deref(),
             rest: &t.label_rest,
         }
     }
