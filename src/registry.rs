@@ -160,10 +160,12 @@ pub fn is_pause_image(image: &str) -> bool {
     last.split(':').next().unwrap_or(last).starts_with("pause")
 }
 
-/// The containers the agent tracks, keyed by full id.
+/// The containers the agent tracks, keyed by full id: a vector sorted by id
+/// (binary search), so the id is stored once and no tree nodes are half
+/// empty; inserts and removals are rare next to lookups.
 #[derive(Debug, Default)]
 pub struct Registry {
-    containers: std::collections::BTreeMap<String, ContainerInfo>,
+    containers: Vec<ContainerInfo>,
     pub self_identity: SelfIdentity,
     /// Running under Kubernetes (`KUBERNETES_PORT` set).
     pub kubernetes: bool,
@@ -217,7 +219,7 @@ impl Registry {
         match &self.own_pod_uid {
             Some(own) => self
                 .containers
-                .values()
+                .iter()
                 .filter(|c| label(c, K8S_POD_UID) == Some(own.as_str()))
                 .map(|c| c.id.clone())
                 .collect(),
@@ -225,24 +227,42 @@ impl Registry {
         }
     }
 
+    fn find(&self, id: &str) -> Result<usize, usize> {
+        self.containers.binary_search_by(|c| c.id.as_str().cmp(id))
+    }
+
+    /// Adds or replaces (same id) a container; the replaced one is returned.
     pub fn insert(&mut self, info: ContainerInfo) -> Option<ContainerInfo> {
-        self.containers.insert(info.id.clone(), info)
+        match self.find(&info.id) {
+            Ok(i) => Some(std::mem::replace(&mut self.containers[i], info)),
+            Err(i) => {
+                self.containers.insert(i, info);
+                None
+            }
+        }
     }
 
     pub fn remove(&mut self, id: &str) -> Option<ContainerInfo> {
-        self.containers.remove(id)
+        let i = self.find(id).ok()?;
+        let gone = self.containers.remove(i);
+        if self.containers.capacity() > 2 * self.containers.len() + 16 {
+            self.containers.shrink_to(self.containers.len() + 8);
+        }
+        Some(gone)
     }
 
     pub fn get(&self, id: &str) -> Option<&ContainerInfo> {
-        self.containers.get(id)
+        self.containers.get(self.find(id).ok()?)
     }
 
+    /// The container with this id, to update in place; its `id` must not change.
     pub fn get_mut(&mut self, id: &str) -> Option<&mut ContainerInfo> {
-        self.containers.get_mut(id)
+        let i = self.find(id).ok()?;
+        self.containers.get_mut(i)
     }
 
     pub fn contains(&self, id: &str) -> bool {
-        self.containers.contains_key(id)
+        self.find(id).is_ok()
     }
 
     pub fn len(&self) -> usize {
@@ -253,12 +273,14 @@ impl Registry {
         self.containers.is_empty()
     }
 
+    /// Ids in sorted order.
     pub fn ids(&self) -> Vec<String> {
-        self.containers.keys().cloned().collect()
+        self.containers.iter().map(|c| c.id.clone()).collect()
     }
 
+    /// Containers in id order.
     pub fn iter(&self) -> impl Iterator<Item = &ContainerInfo> {
-        self.containers.values()
+        self.containers.iter()
     }
 }
 
@@ -308,6 +330,26 @@ pub fn derive_host_fingerprint(host_id: &str, name: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_is_keyed_by_id_in_order() {
+        let mut reg = Registry::default();
+        for id in ["c", "a", "b"] {
+            assert!(reg.insert(info(id, "img", &[])).is_none());
+        }
+        assert_eq!(reg.ids(), ["a", "b", "c"]);
+        let old = reg.insert(info("b", "img:2", &[])).expect("replaced");
+        assert_eq!((old.id.as_str(), old.image.as_str()), ("b", "img"));
+        assert_eq!(reg.get("b").map(|c| c.image.as_str()), Some("img:2"));
+        assert_eq!(reg.len(), 3);
+        reg.get_mut("c").expect("c").name = "renamed".into();
+        assert_eq!(reg.get("c").map(|c| c.name.as_str()), Some("renamed"));
+        assert_eq!(reg.remove("a").map(|c| c.id), Some("a".to_string()));
+        assert!(reg.remove("a").is_none());
+        assert!(!reg.contains("a") && reg.contains("b") && reg.get("zz").is_none());
+        let order: Vec<&str> = reg.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(order, ["b", "c"]);
+    }
 
     const ID: &str = "cb4ab36a1c21938e773a16b3b2e9ce13b2cfc2ec322c65087c846926d6ad59d6";
 
