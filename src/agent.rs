@@ -15,7 +15,7 @@ use crate::docker::events::{events_path, ContainerEvent, EventAction};
 use crate::docker::version::{parse_version_body, ApiVersion};
 use crate::metrics::Collector;
 use crate::registry::{self, ContainerInfo, Registry, SelfIdentity};
-use crate::server::{Body, Response, Server};
+use crate::server::{self, Body, Handler, Response, Server, StreamState};
 use crate::sys::SignalFd;
 use crate::upload::{processes_of_pids, HostIdentity, UploadSettings, Uploader};
 use crate::{debug, error, info, warn};
@@ -149,8 +149,6 @@ pub struct Agent {
     reconnect_at: Option<Instant>,
     next_collect: Instant,
     next_relist: Option<Instant>,
-    /// Size of the last /metrics text, to size the next buffer at once.
-    metrics_len: usize,
     once: Option<Once>,
     outputs: Vec<Output>,
     /// Upload settings until the uploader can start (it needs the host
@@ -228,7 +226,6 @@ impl Agent {
             backoff: BACKOFF_FIRST,
             reconnect_at: None,
             next_relist: None,
-            metrics_len: 0,
             once,
             outputs: Vec::new(),
             upload_settings: upload,
@@ -410,7 +407,10 @@ impl Agent {
             }
             Some(Once::ExpectSecondReading { at }) if at <= now => {
                 self.collect(now);
-                let text = self.render_metrics();
+                let mut text = Vec::new();
+                let mut stream = StreamState::default();
+                self.pages()
+                    .produce_metrics(&mut stream, &mut text, usize::MAX);
                 let mut stdout = io::stdout().lock();
                 stdout.write_all(&text)?;
                 stdout.flush()?;
@@ -879,37 +879,75 @@ impl Agent {
         if !server.owns(token) {
             return;
         }
-        // Disjoint borrows: the server drives the socket, the closure reads
+        // Disjoint borrows: the server drives the socket, the pages read
         // the agent's state.
-        let fingerprint = self.fingerprint.as_deref();
-        let last_len = &mut self.metrics_len;
-        let (collector, containers, up) = (&self.collector, self.registry.len(), self.docker_up);
-        let uploader = self.uploader.as_ref();
-        server.ready(self.poll.registry(), token, now, &mut |req| {
-            route(req.method, req.path, fingerprint, &mut || {
-                render_metrics(last_len, collector, uploader, containers, up)
-            })
-        });
+        let mut pages = Pages {
+            fingerprint: self.fingerprint.as_deref(),
+            collector: &self.collector,
+            uploader: self.uploader.as_ref(),
+            containers: self.registry.len(),
+            docker_up: self.docker_up,
+        };
+        server.ready(self.poll.registry(), token, now, &mut pages);
     }
 
-    fn render_metrics(&mut self) -> Vec<u8> {
-        render_metrics(
-            &mut self.metrics_len,
-            &self.collector,
-            self.uploader.as_ref(),
-            self.registry.len(),
-            self.docker_up,
-        )
+    fn pages(&self) -> Pages<'_> {
+        Pages {
+            fingerprint: self.fingerprint.as_deref(),
+            collector: &self.collector,
+            uploader: self.uploader.as_ref(),
+            containers: self.registry.len(),
+            docker_up: self.docker_up,
+        }
+    }
+}
+
+/// What the :8000 server reads of the agent while answering.
+struct Pages<'a> {
+    fingerprint: Option<&'a str>,
+    collector: &'a Collector,
+    uploader: Option<&'a Uploader>,
+    containers: usize,
+    docker_up: bool,
+}
+
+/// A /metrics response goes out in pieces of about this many bytes.
+const METRICS_PIECE: usize = 32 * 1024;
+
+impl Pages<'_> {
+    /// Appends the /metrics text from `stream` on, about `budget` bytes of
+    /// it: the collector's view, then the agent's and the uploader's own
+    /// families. Rendered per scrape from the latest readings (a rendering,
+    /// never a collection), piece by piece as the socket drains, so even
+    /// thousands of containers (some 8 KiB of text each) need no large buffer.
+    fn produce_metrics(&self, stream: &mut StreamState, out: &mut Vec<u8>, budget: usize) {
+        if !self
+            .collector
+            .write_prometheus_some(&mut stream.prom, out, budget)
+        {
+            return;
+        }
+        write_agent_families(out, self.containers, self.docker_up);
+        if let Some(u) = self.uploader {
+            u.write_prometheus(out);
+        }
+        stream.done = true;
+    }
+}
+
+impl Handler for Pages<'_> {
+    fn route(&mut self, req: &server::Request<'_>) -> Response {
+        route(req.method, req.path, self.fingerprint)
+    }
+
+    fn produce(&mut self, stream: &mut StreamState, out: &mut Vec<u8>) {
+        let budget = out.len() + METRICS_PIECE;
+        self.produce_metrics(stream, out, budget);
     }
 }
 
 /// Answers one request of the :8000 server.
-fn route(
-    method: &str,
-    path: &str,
-    fingerprint: Option<&str>,
-    metrics: &mut dyn FnMut() -> Vec<u8>,
-) -> Response {
+fn route(method: &str, path: &str, fingerprint: Option<&str>) -> Response {
     let path = path.split('?').next().unwrap_or(path);
     if !matches!(path, "/" | "/metrics" | "/healthz") {
         return Response::text(404, "not found\n");
@@ -934,31 +972,10 @@ fn route(
         _ => Response {
             status: 200,
             content_type: Some("text/plain; version=0.0.4; charset=utf-8"),
-            body: Body::Owned(metrics()),
+            body: Body::Stream(StreamState::default()),
             headers: &[],
         },
     }
-}
-
-/// The /metrics text of the latest readings. Rendered per scrape (a
-/// rendering, never a collection) into a buffer the connection frees once
-/// written, rather than kept: with many containers the text is the largest
-/// thing the agent would otherwise hold (about 3.3 KiB per container).
-fn render_metrics(
-    last_len: &mut usize,
-    collector: &Collector,
-    uploader: Option<&Uploader>,
-    containers: usize,
-    docker_up: bool,
-) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(*last_len + 4096);
-    collector.write_prometheus(&mut buf);
-    write_agent_families(&mut buf, containers, docker_up);
-    if let Some(u) = uploader {
-        u.write_prometheus(&mut buf);
-    }
-    *last_len = buf.len();
-    buf
 }
 
 /// The agent's own health families.

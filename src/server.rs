@@ -33,18 +33,43 @@ pub enum Body {
     Static(&'static [u8]),
     Owned(Vec<u8>),
     Shared(Rc<Vec<u8>>),
+    /// Made a piece at a time by [`Handler::produce`] as the socket drains,
+    /// and sent with the chunked transfer coding: a large body never sits
+    /// whole in memory.
+    Stream(StreamState),
+}
+
+/// Where a streamed body stands; the server keeps it between pieces, the
+/// handler interprets it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StreamState {
+    /// The Prometheus view's position.
+    pub prom: crate::metrics::PromCursor,
+    /// Set by the handler once the last piece was produced.
+    pub done: bool,
 }
 
 impl Body {
     fn bytes(&self) -> &[u8] {
         match self {
-            Body::Empty => b"",
+            Body::Empty | Body::Stream(_) => b"",
             Body::Static(b) => b,
             Body::Owned(v) => v,
             Body::Shared(v) => v,
         }
     }
 }
+
+/// What the server asks of the agent: answers, and the pieces of streamed bodies.
+pub trait Handler {
+    fn route(&mut self, req: &Request<'_>) -> Response;
+    /// Appends the next piece of a streamed body to `out` (at least one
+    /// byte unless it is done) and sets `stream.done` with the last one.
+    fn produce(&mut self, stream: &mut StreamState, out: &mut Vec<u8>);
+}
+
+/// Room left in front of a chunk for its size line (`{:x}\r\n`).
+const CHUNK_GAP: usize = 18;
 
 impl Response {
     pub fn text(status: u16, body: impl Into<Vec<u8>>) -> Response {
@@ -219,7 +244,7 @@ impl Server {
                 {
                     // A partial head: say why before closing (best effort).
                     let mut head = Vec::new();
-                    wire::write_response(&mut head, 408, None, 0, false, &[]);
+                    wire::write_response(&mut head, 408, None, Some(0), false, &[]);
                     let _ = c.stream.write(&head);
                 }
             }
@@ -228,10 +253,13 @@ impl Server {
     }
 
     /// Drives one connection after a readiness event.
-    pub fn ready<F>(&mut self, registry: &Registry, token: Token, now: Instant, route: &mut F)
-    where
-        F: FnMut(&Request<'_>) -> Response,
-    {
+    pub fn ready<H: Handler>(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        now: Instant,
+        route: &mut H,
+    ) {
         let slot = token.0 - self.token_base;
         let keep = match self.conns.get_mut(slot).and_then(Option::as_mut) {
             Some(conn) => drive(conn, now, route),
@@ -245,13 +273,10 @@ impl Server {
 
 /// Reads, parses, answers and writes until the socket would block.
 /// Returns false when the connection should be closed.
-fn drive<F>(conn: &mut Conn, now: Instant, route: &mut F) -> bool
-where
-    F: FnMut(&Request<'_>) -> Response,
-{
+fn drive<H: Handler>(conn: &mut Conn, now: Instant, route: &mut H) -> bool {
     loop {
         match conn.state {
-            State::Writing { keep_alive } => match flush(conn) {
+            State::Writing { keep_alive } => match flush(conn, route) {
                 Ok(true) => {
                     if !keep_alive {
                         let _ = conn.stream.shutdown(std::net::Shutdown::Write);
@@ -259,6 +284,10 @@ where
                     }
                     conn.state = State::ExpectHead;
                     conn.head.clear();
+                    if conn.head.capacity() > 4096 {
+                        // A streamed body's pieces went through it: give the memory back.
+                        conn.head = Vec::new();
+                    }
                     conn.head_pos = 0;
                     conn.body = Body::Empty;
                     conn.body_pos = 0;
@@ -352,7 +381,7 @@ fn reject(conn: &mut Conn, now: Instant, status: u16) {
         &mut conn.head,
         status,
         Some("text/plain; charset=utf-8"),
-        body.len(),
+        Some(body.len()),
         false,
         &[],
     );
@@ -364,12 +393,18 @@ fn reject(conn: &mut Conn, now: Instant, status: u16) {
     conn.state = State::Writing { keep_alive: false };
 }
 
-fn answer<F>(conn: &mut Conn, now: Instant, req: &Request<'_>, keep_alive: bool, route: &mut F)
-where
-    F: FnMut(&Request<'_>) -> Response,
-{
-    let resp = route(req);
-    let body_len = resp.body.bytes().len();
+fn answer<H: Handler>(
+    conn: &mut Conn,
+    now: Instant,
+    req: &Request<'_>,
+    keep_alive: bool,
+    route: &mut H,
+) {
+    let resp = route.route(req);
+    let body_len = match resp.body {
+        Body::Stream(_) => None,
+        ref b => Some(b.bytes().len()),
+    };
     conn.head.clear();
     wire::write_response(
         &mut conn.head,
@@ -421,9 +456,42 @@ fn fill(conn: &mut Conn) -> io::Result<bool> {
     }
 }
 
+/// Puts the next piece of a streamed body into `conn.head` as one chunk
+/// (plus the last-chunk marker after the last piece).
+fn next_chunk<H: Handler>(conn: &mut Conn, route: &mut H, stream: &mut StreamState) {
+    conn.head.clear();
+    conn.head.resize(CHUNK_GAP, 0);
+    route.produce(stream, &mut conn.head);
+    let n = conn.head.len() - CHUNK_GAP;
+    if n == 0 {
+        conn.head_pos = CHUNK_GAP;
+    } else {
+        let mut line = [0u8; CHUNK_GAP];
+        let mut cur = io::Cursor::new(&mut line[..]);
+        let _ = write!(cur, "{n:x}\r\n");
+        let len = cur.position() as usize;
+        conn.head_pos = CHUNK_GAP - len;
+        conn.head[conn.head_pos..CHUNK_GAP].copy_from_slice(&line[..len]);
+        conn.head.extend_from_slice(b"\r\n");
+    }
+    if stream.done {
+        conn.head.extend_from_slice(b"0\r\n\r\n");
+    }
+}
+
 /// Writes the pending head and body. Ok(true) when everything is out.
-fn flush(conn: &mut Conn) -> io::Result<bool> {
+fn flush<H: Handler>(conn: &mut Conn, route: &mut H) -> io::Result<bool> {
     loop {
+        if conn.head_pos >= conn.head.len() {
+            if let Body::Stream(mut stream) = conn.body {
+                if stream.done {
+                    return Ok(true);
+                }
+                next_chunk(conn, route, &mut stream);
+                conn.body = Body::Stream(stream);
+                continue;
+            }
+        }
         let (buf, pos) = if conn.head_pos < conn.head.len() {
             (&conn.head[conn.head_pos..], &mut conn.head_pos)
         } else {

@@ -450,3 +450,37 @@ fn threads_and_load_from_processes_or_from_the_task_list() {
     assert_eq!(value("container_threads{", n1), 3.0);
     assert!((value("container_cpu_load_average_10s{", n1) - 2.0).abs() < 1e-3);
 }
+
+/// The view written a piece at a time (as /metrics streams it) is the same
+/// text as written at once, whatever the piece size, and every piece but the
+/// last ends on a whole line.
+#[test]
+fn prometheus_view_in_pieces_equals_the_whole() {
+    let r = run(TreeOptions::new(TreeLayout::V1Comounted, 25));
+    let whole = prom(&r.c);
+    assert!(whole.matches("# TYPE ").count() > 20, "{whole}");
+    for budget in [1, 100, 700, 4096, 1 << 20] {
+        let mut cursor = outlyer_agent::metrics::PromCursor::default();
+        let mut text = Vec::new();
+        let mut pieces = 0;
+        loop {
+            let before = text.len();
+            let done =
+                r.c.write_prometheus_some(&mut cursor, &mut text, before + budget);
+            pieces += 1;
+            assert!(
+                text.len() > before || done,
+                "an empty piece that is not the last"
+            );
+            assert!(text.ends_with(b"\n"), "piece {pieces} ends mid-line");
+            if done {
+                break;
+            }
+            assert!(pieces < 100_000, "no progress");
+        }
+        assert_eq!(String::from_utf8(text).unwrap(), whole, "budget {budget}");
+        if budget < 4096 {
+            assert!(pieces > 10, "budget {budget} gave only {pieces} pieces");
+        }
+    }
+}

@@ -189,15 +189,16 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Writes a response head for a body of `body_len` bytes; the caller
-/// appends the body unless the request was HEAD. A 405 always carries
+/// Writes a response head for a body of `body_len` bytes (`None`: a
+/// chunked body of unknown length); the caller appends the body unless the
+/// request was HEAD. A 405 always carries
 /// `Allow: GET, HEAD`. Extra headers with CR, LF or NUL are dropped, never
 /// sent half-written.
 pub fn write_response(
     out: &mut Vec<u8>,
     status: u16,
     content_type: Option<&str>,
-    body_len: usize,
+    body_len: Option<usize>,
     keep_alive: bool,
     extra_headers: &[(&str, &str)],
 ) {
@@ -205,7 +206,12 @@ pub fn write_response(
     if let Some(ct) = content_type.filter(|v| is_safe_header_text(v)) {
         let _ = write!(out, "Content-Type: {ct}\r\n");
     }
-    let _ = write!(out, "Content-Length: {body_len}\r\n");
+    match body_len {
+        Some(n) => {
+            let _ = write!(out, "Content-Length: {n}\r\n");
+        }
+        None => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+    }
     out.extend_from_slice(if keep_alive {
         b"Connection: keep-alive\r\n"
     } else {
@@ -373,7 +379,7 @@ mod tests {
             &mut out,
             200,
             Some("text/plain; version=0.0.4"),
-            12,
+            Some(12),
             true,
             &[],
         );
@@ -382,20 +388,26 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: 12\r\nConnection: keep-alive\r\n\r\n"
         );
         out.clear();
-        write_response(&mut out, 405, None, 0, false, &[]);
+        write_response(&mut out, 405, None, Some(0), false, &[]);
         assert_eq!(
             out,
             b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\nAllow: GET, HEAD\r\n\r\n"
         );
         out.clear();
-        write_response(&mut out, 405, None, 0, false, &[("Allow", "GET")]);
+        write_response(&mut out, 405, None, Some(0), false, &[("Allow", "GET")]);
         assert_eq!(out.windows(6).filter(|w| w == b"Allow:").count(), 1);
+        out.clear();
+        write_response(&mut out, 200, None, None, true, &[]);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"
+        );
         out.clear();
         write_response(
             &mut out,
             503,
             None,
-            3,
+            Some(3),
             false,
             &[
                 ("Retry-After", "5"),
@@ -424,7 +436,7 @@ mod tests {
         ] {
             assert_eq!(reason(status), text);
             let mut out = Vec::new();
-            write_response(&mut out, status, None, 0, true, &[]);
+            write_response(&mut out, status, None, Some(0), true, &[]);
             let (head, _) = {
                 let mut headers = [httparse::EMPTY_HEADER; 8];
                 let mut resp = httparse::Response::new(&mut headers);

@@ -5,7 +5,7 @@
 use super::files::{Outcome, ReadBuf, Src};
 use super::outlyer::{container_values, host_values, HostContext, Values};
 use super::pidscan::{self, PidCounts};
-use super::prometheus::escape_label_value;
+use super::prometheus::{escape_label_value, Cursor as PromCursor};
 use super::reading::*;
 use crate::cgroup::mounts::{self, Hierarchies, Layout};
 use crate::cgroup::parse::{self as cg, Limit};
@@ -499,6 +499,19 @@ impl Collector {
     /// Appends the Prometheus text of the latest readings.
     pub fn write_prometheus(&self, out: &mut Vec<u8>) {
         super::prometheus::write(self, out);
+    }
+
+    /// Appends the Prometheus text from `cursor` on, stopping once `out`
+    /// holds `budget` bytes or more; true when the text is complete. Lets a
+    /// scrape of thousands of containers go out in pieces instead of one
+    /// buffer of several megabytes.
+    pub fn write_prometheus_some(
+        &self,
+        cursor: &mut PromCursor,
+        out: &mut Vec<u8>,
+        budget: usize,
+    ) -> bool {
+        super::prometheus::write_some(self, cursor, out, budget)
     }
 
     /// The Outlyer view: (fingerprint, path, value) for the host and every

@@ -9,3 +9,4 @@ mod reading;
 
 pub use collector::Collector;
 pub use outlyer::{path_index, OUTLYER_PATHS};
+pub use prometheus::Cursor as PromCursor;

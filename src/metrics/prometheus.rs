@@ -20,21 +20,23 @@ fn write_value(out: &mut Vec<u8>, v: f64) {
     }
 }
 
-/// A family being written: its header is dropped again when no sample follows.
+/// A family being written: its header goes out with its first sample, so a
+/// family without samples leaves no trace.
 struct Family {
-    start: usize,
-    samples: usize,
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    header: bool,
 }
 
-fn begin(out: &mut Vec<u8>, name: &str, kind: &str, help: &str) -> Family {
-    let start = out.len();
-    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
-    Family { start, samples: 0 }
-}
-
-fn end(out: &mut Vec<u8>, fam: Family) {
-    if fam.samples == 0 {
-        out.truncate(fam.start);
+impl Family {
+    fn new(name: &'static str, kind: &'static str, help: &'static str) -> Family {
+        Family {
+            name,
+            kind,
+            help,
+            header: false,
+        }
     }
 }
 
@@ -93,13 +95,21 @@ impl<'a> Labels<'a> {
 fn sample(
     out: &mut Vec<u8>,
     fam: &mut Family,
-    name: &str,
     labels: Labels<'_>,
     extra: Option<(&str, &str)>,
     v: f64,
 ) {
     if !v.is_finite() {
         return;
+    }
+    let name = fam.name;
+    if !fam.header {
+        fam.header = true;
+        let _ = write!(
+            out,
+            "# HELP {name} {}\n# TYPE {name} {}\n",
+            fam.help, fam.kind
+        );
     }
     out.extend_from_slice(name.as_bytes());
     if !labels.is_empty() || extra.is_some() {
@@ -119,7 +129,6 @@ fn sample(
     out.push(b' ');
     write_value(out, v);
     out.push(b'\n');
-    fam.samples += 1;
 }
 
 type Getter = fn(&Tracked) -> Option<f64>;
@@ -356,151 +365,178 @@ const FS: &[(&str, &str, usize)] = &[
     ),
 ];
 
-pub(super) fn write(c: &Collector, out: &mut Vec<u8>) {
-    let live = || c.containers.iter().filter(|t| t.ok);
+/// Where a rendering of the view stands, so a large one can be written a
+/// piece at a time as the socket drains: the family and the next container.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cursor {
+    family: usize,
+    container: usize,
+}
 
-    let name = "container_cpu_usage_seconds_total";
-    let mut fam = begin(
-        out,
-        name,
-        "counter",
-        "Cumulative cpu time consumed in seconds.",
-    );
-    for t in live() {
+/// The per-container families in output order: the CPU usage, the scalars,
+/// the per-interface, TCP-state and per-device families.
+const CPU_FAMILIES: usize = 1;
+const CONTAINER_FAMILIES: usize = CPU_FAMILIES + SCALARS.len() + NET.len() + 1 + FS.len();
+
+/// Writes family `f`'s samples of container `t` (header first when the
+/// family has none yet).
+fn container_family(
+    out: &mut Vec<u8>,
+    fam: &mut Family,
+    f: usize,
+    t: &Tracked,
+    dev: &mut [u8; 24],
+) {
+    let l = Labels::of(t);
+    let mut f = f;
+    if f < CPU_FAMILIES {
         if let Some(ns) = t.cur.cpu_ns {
-            sample(
-                out,
-                &mut fam,
-                name,
-                Labels::of(t),
-                Some(("cpu", "total")),
-                ns as f64 / 1e9,
-            );
+            sample(out, fam, l, Some(("cpu", "total")), ns as f64 / 1e9);
         }
+        return;
     }
-    end(out, fam);
-
-    for (name, kind, help, get) in SCALARS {
-        let mut fam = begin(out, name, kind, help);
-        for t in live() {
-            if let Some(v) = get(t) {
-                sample(out, &mut fam, name, Labels::of(t), None, v);
+    f -= CPU_FAMILIES;
+    if let Some((_, _, _, get)) = SCALARS.get(f) {
+        if let Some(v) = get(t) {
+            sample(out, fam, l, None, v);
+        }
+        return;
+    }
+    f -= SCALARS.len();
+    if let Some((_, _, k)) = NET.get(f) {
+        if t.cur.net.is_some() {
+            for i in &t.detail.ifaces {
+                sample(out, fam, l, Some(("interface", i.name())), i.c[*k] as f64);
             }
         }
-        end(out, fam);
+        return;
     }
-
-    for (name, help, k) in NET {
-        let mut fam = begin(out, name, "counter", help);
-        for t in live() {
-            if t.cur.net.is_some() {
-                for i in &t.detail.ifaces {
-                    sample(
-                        out,
-                        &mut fam,
-                        name,
-                        Labels::of(t),
-                        Some(("interface", i.name())),
-                        i.c[*k] as f64,
-                    );
-                }
-            }
-        }
-        end(out, fam);
-    }
-
-    let name = "container_network_tcp_usage_total";
-    let mut fam = begin(
-        out,
-        name,
-        "untyped",
-        "tcp connection usage statistic for container",
-    );
-    for t in live() {
+    f -= NET.len();
+    if f == 0 {
         if let Some(s) = &t.detail.tcp {
             for (state, count) in TCP_STATE_NAMES.iter().zip(s.counts.iter()) {
-                sample(
-                    out,
-                    &mut fam,
-                    name,
-                    Labels::of(t),
-                    Some(("tcp_state", state)),
-                    *count as f64,
-                );
+                sample(out, fam, l, Some(("tcp_state", state)), *count as f64);
+            }
+        }
+        return;
+    }
+    f -= 1;
+    if let Some((_, _, k)) = FS.get(f) {
+        if t.cur.blk.is_some() {
+            for d in &t.detail.devs {
+                let mut cur = std::io::Cursor::new(&mut dev[..]);
+                let _ = write!(cur, "{}:{}", d.major, d.minor);
+                let len = cur.position() as usize;
+                let dev_name = std::str::from_utf8(dev.get(..len).unwrap_or(&[])).unwrap_or("");
+                sample(out, fam, l, Some(("device", dev_name)), d.c[*k] as f64);
             }
         }
     }
-    end(out, fam);
+}
 
+/// (name, type, help) of per-container family `f`.
+fn container_family_meta(f: usize) -> (&'static str, &'static str, &'static str) {
+    let mut f = f;
+    if f < CPU_FAMILIES {
+        return (
+            "container_cpu_usage_seconds_total",
+            "counter",
+            "Cumulative cpu time consumed in seconds.",
+        );
+    }
+    f -= CPU_FAMILIES;
+    if let Some((name, kind, help, _)) = SCALARS.get(f) {
+        return (name, kind, help);
+    }
+    f -= SCALARS.len();
+    if let Some((name, help, _)) = NET.get(f) {
+        return (name, "counter", help);
+    }
+    f -= NET.len();
+    if f == 0 {
+        return (
+            "container_network_tcp_usage_total",
+            "untyped",
+            "tcp connection usage statistic for container",
+        );
+    }
+    f -= 1;
+    match FS.get(f) {
+        Some((name, help, _)) => (name, "counter", help),
+        None => ("", "", ""),
+    }
+}
+
+/// Appends the view from `cur` on until `out` holds at least `budget` bytes
+/// (whole containers only) or the view is complete; true when complete.
+/// Successive calls with the same cursor produce the same text as one call
+/// with an unbounded budget, as long as the containers do not change in
+/// between (a container that leaves is then missing from later families, one
+/// that arrives is in later families only; no sample repeats).
+pub(super) fn write_some(
+    c: &Collector,
+    cur: &mut Cursor,
+    out: &mut Vec<u8>,
+    budget: usize,
+) -> bool {
     let mut dev = [0u8; 24];
-    for (name, help, k) in FS {
-        let mut fam = begin(out, name, "counter", help);
-        for t in live() {
-            if t.cur.blk.is_some() {
-                for d in &t.detail.devs {
-                    let mut cur = std::io::Cursor::new(&mut dev[..]);
-                    let _ = write!(cur, "{}:{}", d.major, d.minor);
-                    let len = cur.position() as usize;
-                    let dev_name = std::str::from_utf8(&dev[..len]).unwrap_or("");
-                    sample(
-                        out,
-                        &mut fam,
-                        name,
-                        Labels::of(t),
-                        Some(("device", dev_name)),
-                        d.c[*k] as f64,
-                    );
-                }
+    while cur.family < CONTAINER_FAMILIES {
+        let (name, kind, help) = container_family_meta(cur.family);
+        // A family resumed in a later piece has its header out already.
+        let mut fam = Family {
+            name,
+            kind,
+            help,
+            header: cur.container > 0,
+        };
+        while let Some(t) = c.containers.get(cur.container) {
+            cur.container += 1;
+            if t.ok {
+                container_family(out, &mut fam, cur.family, t, &mut dev);
+            }
+            if out.len() >= budget && fam.header {
+                // Resume here; a family with no sample yet starts over cleanly.
+                return false;
             }
         }
-        end(out, fam);
+        cur.family += 1;
+        cur.container = 0;
     }
+    if cur.family == CONTAINER_FAMILIES {
+        write_host(c, out);
+        cur.family += 1;
+    }
+    true
+}
 
+pub(super) fn write(c: &Collector, out: &mut Vec<u8>) {
+    write_some(c, &mut Cursor::default(), out, usize::MAX);
+}
+
+fn write_host(c: &Collector, out: &mut Vec<u8>) {
     let h = &c.host.cur;
-    if h.online_cpus > 0 {
-        let mut fam = begin(
-            out,
+    let host = [
+        (
             "machine_cpu_cores",
-            "gauge",
             "Number of logical CPU cores.",
-        );
-        sample(
-            out,
-            &mut fam,
-            "machine_cpu_cores",
-            Labels::default(),
-            None,
-            h.online_cpus as f64,
-        );
-        end(out, fam);
-    }
-    if let Some(m) = h.mem_total {
-        let mut fam = begin(
-            out,
+            (h.online_cpus > 0).then_some(h.online_cpus as f64),
+        ),
+        (
             "machine_memory_bytes",
-            "gauge",
             "Amount of memory installed on the machine.",
-        );
-        sample(
-            out,
-            &mut fam,
-            "machine_memory_bytes",
-            Labels::default(),
-            None,
-            m as f64,
-        );
-        end(out, fam);
-    }
-    if let Some(s) = c.last_cycle_secs {
-        let name = "outlyer_agent_collection_seconds";
-        let mut fam = begin(
-            out,
-            name,
-            "gauge",
+            h.mem_total.map(|m| m as f64),
+        ),
+        (
+            "outlyer_agent_collection_seconds",
             "Duration of the last collection cycle in seconds.",
-        );
-        sample(out, &mut fam, name, Labels::default(), None, s);
-        end(out, fam);
+            c.last_cycle_secs,
+        ),
+    ];
+    for (name, help, v) in host {
+        if let Some(v) = v {
+            let mut fam = Family::new(name, "gauge", help);
+            sample(out, &mut fam, Labels::default(), None, v);
+        }
     }
 }
 
