@@ -232,7 +232,11 @@ impl Registry {
     }
 
     /// Adds or replaces (same id) a container; the replaced one is returned.
-    pub fn insert(&mut self, info: ContainerInfo) -> Option<ContainerInfo> {
+    pub fn insert(&mut self, mut info: ContainerInfo) -> Option<ContainerInfo> {
+        // Kept for the container's lifetime: no spare capacity from parsing.
+        info.labels.shrink_to_fit();
+        info.env_tags.shrink_to_fit();
+        info.ips.shrink_to_fit();
         match self.find(&info.id) {
             Ok(i) => Some(std::mem::replace(&mut self.containers[i], info)),
             Err(i) => {
