@@ -113,8 +113,14 @@ pub fn fuzz_net_tcp(data: &[u8]) {
 /// `/proc/<pid>/stat`.
 pub fn fuzz_pid_stat(data: &[u8]) {
     let state = pr::parse_pid_state(data);
+    let brief = pr::parse_pid_state_threads(data);
     if let Ok(s) = pr::parse_pid_stat(data) {
         assert_eq!(state, Ok(s.state), "the state-only parser disagrees");
+        assert_eq!(
+            brief,
+            Ok((s.state, s.num_threads)),
+            "the state-and-threads parser disagrees"
+        );
     }
 }
 

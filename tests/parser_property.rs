@@ -154,6 +154,10 @@ fn drive_all(buf: &[u8]) {
     if let Ok(s) = pr::parse_pid_stat(buf) {
         assert!(inside(s.comm));
         assert_eq!(pr::parse_pid_state(buf), Ok(s.state));
+        assert_eq!(
+            pr::parse_pid_state_threads(buf),
+            Ok((s.state, s.num_threads))
+        );
     }
     for row in pr::mountinfo_rows(buf).flatten() {
         assert!(inside(row.mount_point) && inside(row.optional_fields) && inside(row.source));

@@ -812,6 +812,18 @@ fn pid_stat_comm_with_parens_and_spaces() {
         Ok(b'Z')
     );
     assert_eq!(parse_pid_state(fx!("v1-docker20/busy/proc/stat")), Ok(b'R'));
+    assert_eq!(
+        parse_pid_state_threads(fx!("weird/proc_pid_stat.comm-parens")),
+        Ok((b'R', 2))
+    );
+    assert_eq!(
+        parse_pid_state_threads(b"1 (x) S 1 2 3\n"),
+        Err(ParseError::MissingField)
+    );
+    assert_eq!(
+        parse_pid_state_threads(b"1 (a) b) S 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 7 19\n"),
+        Ok((b'S', 7))
+    );
 
     assert_eq!(
         parse_comm(fx!("weird/proc_pid_comm.spaces")),

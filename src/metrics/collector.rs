@@ -1028,11 +1028,11 @@ fn single_threaded_runnable(
             return None;
         }
         let n = read_task_stat(cache, pid.ok()?, &mut stat, path_buf, rootfs)?;
-        let s = pp::parse_pid_stat(stat.get(..n)?).ok()?;
-        if s.num_threads != 1 {
+        let (state, threads) = pp::parse_pid_state_threads(stat.get(..n)?).ok()?;
+        if threads != 1 {
             return None;
         }
-        runnable += u32::from(matches!(s.state, b'R' | b'D'));
+        runnable += u32::from(matches!(state, b'R' | b'D'));
     }
     // Forget processes that left (their fds close here).
     let generation = cache.generation;
