@@ -1060,7 +1060,7 @@ fn fake_reply(status: &str, content_type: &str, body: &[u8], close: bool) -> Vec
 }
 
 /// Days since 1970-01-01 → (year, month, day) (Howard Hinnant's civil_from_days).
-fn civil(days: i64) -> (i64, u32, u32) {
+pub fn civil(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -1099,21 +1099,7 @@ fn rfc3339_nano(t: f64) -> String {
 /// A JSON string literal.
 fn json_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    crate::upload::wire::push_json_str(&mut out, s);
     out
 }
 
