@@ -510,3 +510,115 @@ fn flush<H: Handler>(conn: &mut Conn, route: &mut H) -> io::Result<bool> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mio::{Events, Poll};
+
+    /// Streams `pieces` pieces of 20 000 bytes each, then the end.
+    struct Pieces {
+        pieces: usize,
+        produced: usize,
+    }
+
+    fn piece(i: usize) -> Vec<u8> {
+        let line = format!("piece {i:04} ");
+        line.bytes().cycle().take(20_000).collect()
+    }
+
+    impl Handler for Pieces {
+        fn route(&mut self, _req: &Request<'_>) -> Response {
+            Response {
+                status: 200,
+                content_type: Some("text/plain"),
+                body: Body::Stream(StreamState::default()),
+                headers: &[],
+            }
+        }
+
+        fn produce(&mut self, stream: &mut StreamState, out: &mut Vec<u8>) {
+            let i = self.produced;
+            out.extend_from_slice(&piece(i));
+            self.produced += 1;
+            stream.done = self.produced % self.pieces == 0;
+        }
+    }
+
+    /// Decodes a chunked body; None when the framing is wrong.
+    fn dechunk(mut rest: &[u8]) -> Option<(Vec<u8>, &[u8])> {
+        let mut body = Vec::new();
+        loop {
+            let eol = rest.windows(2).position(|w| w == b"\r\n")?;
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).ok()?, 16).ok()?;
+            rest = &rest[eol + 2..];
+            if size == 0 {
+                return rest.strip_prefix(b"\r\n").map(|r| (body, r));
+            }
+            body.extend_from_slice(rest.get(..size)?);
+            rest = rest.get(size..)?.strip_prefix(b"\r\n")?;
+        }
+    }
+
+    #[test]
+    fn streamed_body_goes_out_chunked_and_the_connection_is_reused() {
+        let mut poll = Poll::new().unwrap();
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let mut server = Server::bind(addr, poll.registry(), Token(1), 16).unwrap();
+        let at = server.local_addr;
+        let client = std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(at).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\nHEAD /metrics HTTP/1.1\r\nHost: t\r\n\r\nGET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut all = Vec::new();
+            s.read_to_end(&mut all).unwrap();
+            all
+        });
+        let mut handler = Pieces {
+            pieces: 5,
+            produced: 0,
+        };
+        let mut events = Events::with_capacity(16);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !client.is_finished() && Instant::now() < deadline {
+            poll.poll(&mut events, Some(Duration::from_millis(50)))
+                .unwrap();
+            for ev in &events {
+                if ev.token() == Token(1) {
+                    server.accept(poll.registry(), Instant::now());
+                } else {
+                    server.ready(poll.registry(), ev.token(), Instant::now(), &mut handler);
+                }
+            }
+        }
+        let all = client.join().unwrap();
+        let want: Vec<u8> = (0..5).flat_map(piece).collect();
+        // First GET: the head says chunked, the body is every piece in order.
+        let text = String::from_utf8_lossy(&all[..200]).to_string();
+        assert!(
+            text.starts_with("HTTP/1.1 200 OK\r\n")
+                && text.contains("Transfer-Encoding: chunked\r\n"),
+            "{text}"
+        );
+        let head_end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let (body, rest) = dechunk(&all[head_end..]).expect("well-formed chunks");
+        assert_eq!(body.len(), want.len());
+        assert!(body == want, "pieces out of order or torn");
+        // HEAD: the same head, no body at all.
+        let head_end = rest.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&rest[..head_end]).to_string();
+        assert!(
+            head.starts_with("HTTP/1.1 200 OK\r\n") && head.contains("chunked"),
+            "{head}"
+        );
+        // The second GET on the same connection streams afresh.
+        let rest = &rest[head_end..];
+        assert!(rest.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        let head_end = rest.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let (body, tail) = dechunk(&rest[head_end..]).expect("well-formed chunks");
+        assert_eq!(body, (5..10).flat_map(piece).collect::<Vec<u8>>());
+        assert!(tail.is_empty(), "bytes after the last chunk");
+        assert_eq!(handler.produced, 10);
+    }
+}
