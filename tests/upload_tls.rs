@@ -59,6 +59,32 @@ fn self_signed(names: &[&str]) -> Pki {
     }
 }
 
+/// A TLS server on a loopback port that completes every handshake, hands
+/// each decrypted read to `on_bytes` and never answers. Returns the port.
+fn tls_sink(pki: &Pki, on_bytes: impl Fn(&[u8]) + Send + Sync + 'static) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cfg = server_config(pki);
+    let on_bytes = Arc::new(on_bytes);
+    thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let (cfg, on_bytes) = (cfg.clone(), on_bytes.clone());
+            thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(cfg).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, s);
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = tls.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    on_bytes(&buf[..n]);
+                }
+            });
+        }
+    });
+    port
+}
+
 fn server_config(pki: &Pki) -> Arc<rustls::ServerConfig> {
     let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -928,29 +954,10 @@ fn shutdown_deregisters_and_is_bounded() {
 fn graphite_over_tls_lines_arrive() {
     let tmp = TempFiles::new("graphite-tls");
     let pki = pki(&["localhost"]);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let cfg = server_config(&pki);
     let lines = Arc::new(Mutex::new(String::new()));
     let l2 = lines.clone();
-    thread::spawn(move || {
-        for s in listener.incoming().flatten() {
-            let (cfg, lines) = (cfg.clone(), l2.clone());
-            thread::spawn(move || {
-                let conn = rustls::ServerConnection::new(cfg).unwrap();
-                let mut tls = rustls::StreamOwned::new(conn, s);
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = tls.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    lines
-                        .lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            });
-        }
+    let port = tls_sink(&pki, move |bytes| {
+        l2.lock().unwrap().push_str(&String::from_utf8_lossy(bytes))
     });
     // The agent API is down; Graphite is independent of it.
     let dead = TcpListener::bind("127.0.0.1:0")
@@ -1052,57 +1059,12 @@ fn figures() {
     let server = format!("https://localhost:{port}");
 
     const CONTAINERS: u8 = 10;
-    // The base.* catalog of metrics.md.
-    const CATALOG: [&str; 46] = [
-        "base.count",
-        "base.cpu",
-        "base.cpu.cores",
-        "base.cpu.user",
-        "base.cpu.system",
-        "base.memory",
-        "base.swap",
-        "base.vmem.used",
-        "base.vmem.total",
-        "base.vmem.available",
-        "base.vmem.percent",
-        "base.vmem.cached",
-        "base.vmem.active",
-        "base.vmem.inactive",
-        "base.vmem.used_gb",
-        "base.vmem.total_gb",
-        "base.vmem.available_gb",
-        "base.network.bytes_recv",
-        "base.network.bytes_sent",
-        "base.network.packets_recv",
-        "base.network.packets_sent",
-        "base.network.errin",
-        "base.network.errout",
-        "base.network.dropin",
-        "base.network.dropout",
-        "base.network.bytes_recv_per_sec",
-        "base.network.bytes_sent_per_sec",
-        "base.network.packets_recv_per_sec",
-        "base.network.packets_sent_per_sec",
-        "base.network.errin_per_sec",
-        "base.network.errout_per_sec",
-        "base.network.dropin_per_sec",
-        "base.network.dropout_per_sec",
-        "base.net_download",
-        "base.net_upload",
-        "base.disk.read_bytes",
-        "base.disk.write_bytes",
-        "base.disk.read_count",
-        "base.disk.write_count",
-        "base.disk.read_bytes_per_sec",
-        "base.disk.write_bytes_per_sec",
-        "base.disk.read_count_per_sec",
-        "base.disk.write_count_per_sec",
-        "base.load_1_min",
-        "base.load_5_min",
-        "base.load_15_min",
-    ];
-    const PATHS: usize = CATALOG.len();
-    let paths: Vec<String> = CATALOG.iter().map(|p| p.to_string()).collect();
+    // The base.* catalog of metrics.md, as the collector publishes it.
+    const PATHS: usize = outlyer_agent::metrics::OUTLYER_PATHS.len();
+    let paths: Vec<String> = outlyer_agent::metrics::OUTLYER_PATHS
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
     let cs: Vec<ContainerInfo> = (1..=CONTAINERS).map(container).collect();
     let fingers: Vec<String> = cs.iter().map(|c| c.fingerprint.clone()).collect();
 
@@ -1275,26 +1237,10 @@ fn request_timeout_fires_when_the_backend_never_answers() {
     let tmp = TempFiles::new("mute");
     let pki = pki(&["localhost"]);
     // Completes the TLS handshake, reads every request, answers none.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let cfg = server_config(&pki);
     let received = Arc::new(AtomicUsize::new(0));
     let r2 = received.clone();
-    thread::spawn(move || {
-        for s in listener.incoming().flatten() {
-            let (cfg, received) = (cfg.clone(), r2.clone());
-            thread::spawn(move || {
-                let conn = rustls::ServerConnection::new(cfg).unwrap();
-                let mut tls = rustls::StreamOwned::new(conn, s);
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = tls.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    received.fetch_add(n, Ordering::SeqCst);
-                }
-            });
-        }
+    let port = tls_sink(&pki, move |bytes| {
+        r2.fetch_add(bytes.len(), Ordering::SeqCst);
     });
     let mut s = settings(&tmp, &format!("https://localhost:{port}"), &pki.ca_pem, &[]);
     s.request_timeout = Duration::from_millis(700);
