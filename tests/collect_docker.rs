@@ -6,6 +6,8 @@
 //! missing daemon fails. promtool likewise (`OUTLYER_REQUIRE_PROMTOOL`, or
 //! `OUTLYER_REQUIRE_DOCKER`).
 
+mod common;
+
 use outlyer_agent::metrics::Collector;
 use outlyer_agent::registry::ContainerInfo;
 use std::collections::HashMap;
@@ -425,44 +427,15 @@ fn host_network_container_has_no_network_series_and_exit_is_clean() {
 }
 
 fn promtool_check(text: &str) {
-    let path = Path::new("/usr/bin/promtool");
-    let bin = if path.exists() {
-        path.to_path_buf()
-    } else if let Some(p) = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("promtool"))
-            .find(|c| c.exists())
-    }) {
-        p
-    } else {
+    let Some((success, report)) = common::promtool_report(text) else {
         if required("OUTLYER_REQUIRE_PROMTOOL") || required("OUTLYER_REQUIRE_DOCKER") {
             panic!("promtool required but not installed (apt-get install -y prometheus)");
         }
         eprintln!("SKIPPED promtool check: promtool not installed (apt-get install -y prometheus)");
         return;
     };
-    let mut child = Command::new(bin)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn promtool");
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(
-        out.status.success() && report.trim().is_empty(),
+        success && report.trim().is_empty(),
         "promtool: {report}\n{text}"
     );
 }

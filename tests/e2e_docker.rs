@@ -8,7 +8,6 @@ use common::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -46,29 +45,10 @@ fn nowhere_socket() -> String {
 }
 
 fn promtool_check(text: &str) {
-    if !Path::new("/usr/bin/promtool").exists() {
+    let Some((_, report)) = promtool_report(text) else {
         eprintln!("promtool not installed; exposition format not checked");
         return;
-    }
-    let mut child = Command::new("/usr/bin/promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn promtool");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    };
     // promtool exits 1 for lint findings (e.g. missing HELP) as well as for
     // parse errors; only the latter make the text unusable for Prometheus.
     let parse_error = report

@@ -1118,3 +1118,35 @@ impl Drop for PrivateDockerd {
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
+
+/// `promtool check metrics` over `text`: whether it exited 0, and what it
+/// printed (stdout then stderr). `None` when promtool is not installed
+/// (Debian package `prometheus`); callers decide whether that skips or fails.
+pub fn promtool_report(text: &str) -> Option<(bool, String)> {
+    let bin = std::iter::once(PathBuf::from("/usr/bin"))
+        .chain(
+            std::env::var_os("PATH").map_or_else(Vec::new, |p| std::env::split_paths(&p).collect()),
+        )
+        .map(|d| d.join("promtool"))
+        .find(|c| c.exists())?;
+    let mut child = Command::new(bin)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn promtool");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((out.status.success(), report))
+}
