@@ -1316,6 +1316,30 @@ const FAKE_VERSION: &str = concat!(
     "\n"
 );
 
+/// The host identity the upload tests use.
+pub fn sample_host() -> crate::upload::HostIdentity {
+    crate::upload::HostIdentity {
+        finger: "11111111-2222-3333-4444-555555555555".into(),
+        name: "node1".into(),
+        mac: "mac-1".into(),
+        tags: vec!["docker".into()],
+        hostname: "docker-host".into(),
+    }
+}
+
+/// Container `n` of the upload tests: id `nn…` (64 hex), name `c<n>`, one address.
+pub fn sample_container(n: u8) -> ContainerInfo {
+    let id = format!("{:02x}", n).repeat(32);
+    ContainerInfo {
+        fingerprint: crate::uuid::container_fingerprint(&id),
+        name: format!("c{n}"),
+        image: "img".into(),
+        ips: vec![format!("172.17.0.{n}")],
+        id,
+        ..ContainerInfo::default()
+    }
+}
+
 #[cfg(test)]
 mod fake_daemon_tests {
     use super::*;

@@ -27,25 +27,11 @@ fn settings(extra: &[(&str, &str)]) -> UploadSettings {
 }
 
 fn host() -> HostIdentity {
-    HostIdentity {
-        finger: "11111111-2222-3333-4444-555555555555".into(),
-        name: "node1".into(),
-        mac: "mac-1".into(),
-        tags: vec!["docker".into()],
-        hostname: "docker-host".into(),
-    }
+    outlyer_agent::testkit::sample_host()
 }
 
 fn container(n: u8) -> ContainerInfo {
-    let id = format!("{:02x}", n).repeat(32);
-    ContainerInfo {
-        fingerprint: outlyer_agent::uuid::container_fingerprint(&id),
-        name: format!("c{n}"),
-        image: "img".into(),
-        ips: vec![format!("172.17.0.{n}")],
-        id,
-        ..ContainerInfo::default()
-    }
+    outlyer_agent::testkit::sample_container(n)
 }
 
 /// What the fake backend saw: request line and body of every request.
