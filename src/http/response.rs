@@ -498,7 +498,7 @@ impl ResponseDecoder {
             if name.eq_ignore_ascii_case("content-type") {
                 content_type = Some(String::from_utf8_lossy(h.value).trim().to_string());
             } else if name.eq_ignore_ascii_case("content-length") {
-                let n = parse_content_length(h.value).ok_or(HttpError::BadFraming {
+                let n = super::parse_content_length(h.value).ok_or(HttpError::BadFraming {
                     reason: "invalid Content-Length",
                 })?;
                 if content_length.is_some_and(|prev| prev != n) {
@@ -601,21 +601,6 @@ fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .split(|&b| b == b',')
         .map(|t| t.trim_ascii())
         .filter(|t| !t.is_empty())
-}
-
-/// 1–19 ASCII digits (surrounding whitespace allowed), overflow-checked.
-fn parse_content_length(value: &[u8]) -> Option<u64> {
-    let digits = value.trim_ascii();
-    if digits.is_empty() || digits.len() > 19 {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |acc, &b| {
-        if b.is_ascii_digit() {
-            acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
-    })
 }
 
 #[cfg(test)]

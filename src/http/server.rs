@@ -103,7 +103,9 @@ pub fn parse_request_head(buf: &[u8]) -> Result<Option<(RequestHead<'_>, usize)>
         if h.name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(RequestError::TransferEncoding);
         } else if h.name.eq_ignore_ascii_case("content-length") {
-            let n = parse_length(h.value).ok_or(RequestError::Malformed("bad Content-Length"))?;
+            let n = super::parse_content_length(h.value)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or(RequestError::Malformed("bad Content-Length"))?;
             if content_length.is_some_and(|prev| prev != n) {
                 return Err(RequestError::Malformed("conflicting Content-Length"));
             }
@@ -153,21 +155,6 @@ fn httparse_reason(e: httparse::Error) -> &'static str {
         httparse::Error::TooManyHeaders => "too many headers",
         httparse::Error::Version => "invalid version",
     }
-}
-
-/// 1–19 ASCII digits, overflow-checked.
-fn parse_length(value: &[u8]) -> Option<usize> {
-    let digits = value.trim_ascii();
-    if digits.is_empty() || digits.len() > 19 {
-        return None;
-    }
-    digits.iter().try_fold(0usize, |acc, &b| {
-        if b.is_ascii_digit() {
-            acc.checked_mul(10)?.checked_add(usize::from(b - b'0'))
-        } else {
-            None
-        }
-    })
 }
 
 /// The reason phrase for the statuses this server sends.
