@@ -331,27 +331,15 @@ fn drive<H: Handler>(conn: &mut Conn, now: Instant, route: &mut H) -> bool {
                     let keep_alive = head.keep_alive;
                     let body_len = head.content_length;
                     conn.inbuf.drain(..used);
-                    if body_len > 0 {
-                        if body_len > 64 * 1024 {
-                            reject(conn, now, 413);
-                            continue;
-                        }
-                        conn.pending = Some((method, path, keep_alive));
-                        conn.state = State::ExpectBody {
-                            remaining: body_len,
-                        };
+                    if body_len > 64 * 1024 {
+                        reject(conn, now, 413);
                         continue;
                     }
-                    answer(
-                        conn,
-                        now,
-                        &Request {
-                            method: &method,
-                            path: &path,
-                        },
-                        keep_alive,
-                        route,
-                    );
+                    // Answered once its body (usually none) is skipped.
+                    conn.pending = Some((method, path, keep_alive));
+                    conn.state = State::ExpectBody {
+                        remaining: body_len,
+                    };
                 }
                 Ok(None) => {
                     if conn.inbuf.len() > MAX_REQUEST_HEAD {
