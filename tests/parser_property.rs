@@ -10,21 +10,16 @@ use outlyer_agent::parse as p;
 use outlyer_agent::procfs::parse as pr;
 use std::path::{Path, PathBuf};
 
-/// xorshift64* (Vigna): tiny, fast, good enough to pick bytes and positions.
-struct Rng(u64);
+/// The agent's own xorshift64* generator (deterministic per seed) picks
+/// bytes and positions.
+use outlyer_agent::upload::retry::Rng;
 
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-    fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
+trait Pick {
+    fn below(&mut self, n: usize) -> usize;
+    fn chance(&mut self, one_in: usize) -> bool;
+}
+
+impl Pick for Rng {
     fn below(&mut self, n: usize) -> usize {
         if n == 0 {
             0
