@@ -831,10 +831,18 @@ impl Agent {
             .for_each_outlyer_sample(|finger, path, value| {
                 samples.push((finger.to_owned(), path, value));
             });
-        let processes: Vec<(String, Vec<String>)> = self
+        // Process names are re-read only where the collector saw the
+        // processes change (usually nowhere), not every cycle.
+        let collector = &mut self.collector;
+        let changed: Vec<(&str, &str)> = self
             .registry
             .iter()
-            .map(|c| (c.fingerprint.clone(), self.container_processes(&c.id)))
+            .filter(|c| collector.processes_changed(&c.id))
+            .map(|c| (c.fingerprint.as_str(), c.id.as_str()))
+            .collect();
+        let processes: Vec<(String, Vec<String>)> = changed
+            .into_iter()
+            .map(|(finger, id)| (finger.to_owned(), self.container_processes(id)))
             .collect();
         if let Some(u) = self.uploader.as_mut() {
             u.push_samples(unix, samples.iter().map(|(f, p, v)| (f.as_str(), *p, *v)));

@@ -484,3 +484,52 @@ fn prometheus_view_in_pieces_equals_the_whole() {
         }
     }
 }
+
+/// The uploader's process lists are rebuilt only when a container's
+/// processes change: its `cgroup.procs` list, or a process's name.
+#[test]
+fn processes_changed_follows_the_process_list_and_names() {
+    let host = SyntheticHost::create(TreeOptions::new(TreeLayout::V1Comounted, 1)).unwrap();
+    let root = host.rootfs().to_path_buf();
+    let (id, pid) = (host.containers[0].id.clone(), host.containers[0].pid);
+    let mut c = Collector::new(host.rootfs(), "host-finger");
+    let t0 = Instant::now();
+    c.track(&host.container_info(0), t0, 0.0);
+    let mut k = 0u64;
+    let mut cycle = |c: &mut Collector| {
+        k += 1;
+        c.collect(t0 + Duration::from_secs(10 * k), 10.0 * k as f64);
+    };
+    cycle(&mut c);
+    assert!(
+        c.processes_changed(&id),
+        "first look: unknown to the caller"
+    );
+    assert!(!c.processes_changed(&id), "asked twice in one cycle");
+    cycle(&mut c);
+    assert!(!c.processes_changed(&id), "nothing changed");
+    // A second process joins.
+    let extra = 20_002;
+    std::fs::create_dir_all(root.join(format!("proc/{extra}"))).unwrap();
+    std::fs::write(
+        root.join(format!("proc/{extra}/stat")),
+        pid_stat(extra, 'S', 1),
+    )
+    .unwrap();
+    let cg = &host.containers[0].cgroup_path;
+    std::fs::write(
+        host.cgroup_dir("cpuacct", cg).join("cgroup.procs"),
+        format!("{pid}\n{extra}\n"),
+    )
+    .unwrap();
+    cycle(&mut c);
+    assert!(c.processes_changed(&id), "a process joined");
+    cycle(&mut c);
+    assert!(!c.processes_changed(&id));
+    // The same pid exec's another program: its name changes.
+    let renamed = pid_stat(extra, 'S', 1).replace("(worker)", "(nginx)");
+    std::fs::write(root.join(format!("proc/{extra}/stat")), renamed).unwrap();
+    cycle(&mut c);
+    assert!(c.processes_changed(&id), "a process was renamed");
+    assert!(c.processes_changed("no-such-container"));
+}

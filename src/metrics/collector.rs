@@ -561,6 +561,24 @@ impl Collector {
         cg::pids(&buf[..n]).filter_map(Result::ok).collect()
     }
 
+    /// True when container `id`'s processes may differ from when this last
+    /// answered true: its process list or a process name changed. Always
+    /// true when the agent cannot tell (a foreign PID namespace, an
+    /// unreadable list). Lets the uploader rebuild process lists only when
+    /// they change instead of re-reading every process's name every cycle.
+    pub fn processes_changed(&mut self, id: &str) -> bool {
+        let foreign = self.foreign_pidns;
+        let Some(t) = self.containers.iter_mut().find(|t| &*t.id == id) else {
+            return true;
+        };
+        let sig = t.tasks.procs_sig;
+        if foreign || sig == 0 || sig != t.tasks.procs_sig_reported {
+            t.tasks.procs_sig_reported = sig;
+            return true;
+        }
+        false
+    }
+
     /// The cgroup path used as the `id` label, once resolved.
     pub fn cgroup_path(&self, id: &str) -> Option<&str> {
         self.containers
@@ -824,6 +842,7 @@ fn read_container(
         // Processes first: when each has one thread (most containers), their
         // states are the load and the task list need not be read at all.
         let procs = read(buf, &fl[f::PROCS], false).ok()?;
+        task_cache.procs_sig = procs.map_or(0, |b| fnv1a(FNV_OFFSET, b));
         r.processes = procs.and_then(|b| cg::count_pids(b).ok());
         let single = procs.and_then(|b| single_threaded_runnable(b, task_cache, path_buf, rootfs));
         if let Some(runnable) = single {
@@ -967,11 +986,48 @@ const MAX_CACHED_TASKS: usize = 8;
 pub(super) struct TaskCache {
     entries: Vec<(u32, File, u64)>,
     generation: u64,
+    /// This cycle's fingerprint of the container's processes: the
+    /// `cgroup.procs` list and the name of every task whose stat was read.
+    /// 0 when unknown.
+    procs_sig: u64,
+    /// `procs_sig` when the process list was last handed out.
+    procs_sig_reported: u64,
 }
 
-/// The `/proc/<tid>/stat` text of a task into `stat`: through the cached
-/// fd, else a fresh open (cached when there is room). The byte count read.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a over `bytes`, continuing from `h`.
+fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The `/proc/<tid>/stat` text of a task into `stat` (the byte count read),
+/// its `pid (comm)` mixed into the container's process fingerprint.
 fn read_task_stat(
+    cache: &mut TaskCache,
+    tid: u32,
+    stat: &mut [u8; 1024],
+    path_buf: &mut String,
+    rootfs: &str,
+) -> Option<usize> {
+    let n = read_task_stat_text(cache, tid, stat, path_buf, rootfs)?;
+    if cache.procs_sig != 0 {
+        // A renamed or exec'd process changes the fingerprint.
+        if let Some((head, _)) = stat
+            .get(..n)
+            .and_then(|b| crate::parse::rsplit_once_byte(b, b')'))
+        {
+            cache.procs_sig = fnv1a(cache.procs_sig, head);
+        }
+    }
+    Some(n)
+}
+
+/// Reads a task's stat through its cached fd, else a fresh open (cached
+/// when there is room).
+fn read_task_stat_text(
     cache: &mut TaskCache,
     tid: u32,
     stat: &mut [u8; 1024],
