@@ -583,25 +583,11 @@ pub struct PidStat<'a> {
 
 /// Parses `/proc/<pid>/stat` (or `task/<tid>/stat`).
 pub fn parse_pid_stat(buf: &[u8]) -> Result<PidStat<'_>, ParseError> {
-    let (head, _) = split_once_byte(buf, b'(').ok_or(ParseError::Malformed("stat: no '('"))?;
-    let pid = parse_u32(trim_ascii(head))?;
-    let after_open = buf.get(head.len().saturating_add(1)..).unwrap_or(b"");
-    let (comm, rest) =
-        rsplit_once_byte(after_open, b')').ok_or(ParseError::Malformed("stat: no ')'"))?;
+    let (pid, comm, rest) = split_pid_stat(buf)?;
     let mut f = fields(rest);
-    let mut field = |n: usize| -> Result<&[u8], ParseError> {
-        // `n` counts from field 3 (state) = 0, relative to the last one taken.
-        let mut last = None;
-        for _ in 0..=n {
-            last = f.next();
-        }
-        last.ok_or(ParseError::MissingField)
-    };
-    let state = field(0)?;
-    let [state] = state else {
-        return Err(ParseError::Malformed("stat state"));
-    };
-    let state = *state;
+    let state = pid_stat_state(&mut f)?;
+    // `n` skips that many fields after the last one taken.
+    let mut field = |n: usize| f.nth(n).ok_or(ParseError::MissingField);
     let ppid = parse_u32(field(0)?)?; // 4
     let minflt = parse_u64(field(5)?)?; // 10
     let majflt = parse_u64(field(1)?)?; // 12
@@ -631,12 +617,23 @@ pub fn parse_pid_stat(buf: &[u8]) -> Result<PidStat<'_>, ParseError> {
 /// average needs per task, without converting the other 40-odd fields.
 /// Agrees with [`parse_pid_stat`] whenever that succeeds.
 pub fn parse_pid_state(buf: &[u8]) -> Result<u8, ParseError> {
+    let (_, _, rest) = split_pid_stat(buf)?;
+    pid_stat_state(&mut fields(rest))
+}
+
+/// `pid`, `comm` and the fields after `)` of a `/proc/<pid>/stat` text.
+fn split_pid_stat(buf: &[u8]) -> Result<(u32, &[u8], &[u8]), ParseError> {
     let (head, after_open) =
         split_once_byte(buf, b'(').ok_or(ParseError::Malformed("stat: no '('"))?;
-    parse_u32(trim_ascii(head))?;
-    let (_, rest) =
+    let pid = parse_u32(trim_ascii(head))?;
+    let (comm, rest) =
         rsplit_once_byte(after_open, b')').ok_or(ParseError::Malformed("stat: no ')'"))?;
-    match fields(rest).next() {
+    Ok((pid, comm, rest))
+}
+
+/// Field 3, the state letter, from the fields after `)`.
+fn pid_stat_state(f: &mut Fields<'_>) -> Result<u8, ParseError> {
+    match f.next() {
         Some(&[state]) => Ok(state),
         Some(_) => Err(ParseError::Malformed("stat state")),
         None => Err(ParseError::MissingField),
@@ -644,37 +641,17 @@ pub fn parse_pid_state(buf: &[u8]) -> Result<u8, ParseError> {
 }
 
 /// Fields 3 (state) and 20 (`num_threads`) of `/proc/<pid>/stat`, what the
-/// load average of single-threaded processes needs, in one pass over the
-/// bytes instead of splitting every field. Agrees with [`parse_pid_stat`]
+/// load average of single-threaded processes needs, without converting the
+/// fields between them. Agrees with [`parse_pid_stat`]
 /// whenever that succeeds.
 pub fn parse_pid_state_threads(buf: &[u8]) -> Result<(u8, u64), ParseError> {
-    let state = parse_pid_state(buf)?;
-    let (_, rest) = rsplit_once_byte(buf, b')').ok_or(ParseError::Malformed("stat: no ')'"))?;
-    // Field 3 is the first after `)`; find where field 20 starts and ends.
-    let mut field = 2usize;
-    let mut in_field = false;
-    let mut start = None;
-    let mut end = rest.len();
-    for (i, &b) in rest.iter().enumerate() {
-        if crate::parse::is_space(b) {
-            if in_field && start.is_some() {
-                end = i;
-                break;
-            }
-            in_field = false;
-        } else if !in_field {
-            in_field = true;
-            field += 1;
-            if field == 20 {
-                start = Some(i);
-            }
-        }
-    }
-    let start = start.ok_or(ParseError::MissingField)?;
-    let threads = parse_u64(rest.get(start..end).ok_or(ParseError::MissingField)?)?;
-    Ok((state, threads))
+    let (_, _, rest) = split_pid_stat(buf)?;
+    let mut f = fields(rest);
+    let state = pid_stat_state(&mut f)?;
+    // Fields 4 to 19 skipped, then 20.
+    let threads = f.nth(16).ok_or(ParseError::MissingField)?;
+    Ok((state, parse_u64(threads)?))
 }
-
 /// Parses `/proc/<pid>/comm`: the name without its trailing newline (inner
 /// and leading spaces are part of the name and kept).
 pub fn parse_comm(buf: &[u8]) -> Result<&[u8], ParseError> {
