@@ -159,8 +159,6 @@ pub struct Agent {
     docker_host_name: Option<String>,
     /// Set on SIGTERM/SIGINT: exit once the uploader is done or by then.
     shutdown_by: Option<Instant>,
-    /// One cycle's Outlyer samples, handed to the uploader.
-    samples: Vec<(String, &'static str, f64)>,
 }
 
 fn unix_now() -> f64 {
@@ -232,7 +230,6 @@ impl Agent {
             uploader: None,
             docker_host_name: None,
             shutdown_by: None,
-            samples: Vec::new(),
         })
     }
 
@@ -822,14 +819,14 @@ impl Agent {
 
     /// Hands one cycle's Outlyer samples (and fresh process lists) over.
     fn upload_cycle(&mut self, unix: f64) {
-        if self.uploader.is_none() {
+        let Some(u) = self.uploader.as_mut() else {
             return;
-        }
-        let mut samples = std::mem::take(&mut self.samples);
-        samples.clear();
+        };
+        // Straight from the collector's view into the uploader, which interns
+        // the names: no copy of a fingerprint per sample.
         self.collector
             .for_each_outlyer_sample(|finger, path, value| {
-                samples.push((finger.to_owned(), path, value));
+                u.push_samples(unix, [(finger, path, value)]);
             });
         // Process names are re-read only where the collector saw the
         // processes change (usually nowhere), not every cycle.
@@ -845,12 +842,10 @@ impl Agent {
             .map(|(finger, id)| (finger.to_owned(), self.container_processes(id)))
             .collect();
         if let Some(u) = self.uploader.as_mut() {
-            u.push_samples(unix, samples.iter().map(|(f, p, v)| (f.as_str(), *p, *v)));
             for (finger, procs) in processes {
                 u.update_processes(&finger, procs);
             }
         }
-        self.samples = samples;
     }
 
     /// SIGTERM/SIGINT. Returns true when the agent can exit at once.
