@@ -1003,8 +1003,9 @@ fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
         .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// The `/proc/<tid>/stat` text of a task into `stat` (the byte count read),
-/// its `pid (comm)` mixed into the container's process fingerprint.
+/// The `/proc/<tid>/stat` text of a task into `stat` (the byte count read):
+/// through the cached fd, else a fresh open (cached when there is room).
+/// Its `pid (comm)` goes into the container's process fingerprint.
 fn read_task_stat(
     cache: &mut TaskCache,
     tid: u32,
@@ -1012,44 +1013,32 @@ fn read_task_stat(
     path_buf: &mut String,
     rootfs: &str,
 ) -> Option<usize> {
-    let n = read_task_stat_text(cache, tid, stat, path_buf, rootfs)?;
+    let generation = cache.generation;
+    let cached = cache.entries.iter_mut().find(|e| e.0 == tid).and_then(|e| {
+        e.2 = generation;
+        // On failure the task behind the fd died and the tid came back: reopen.
+        e.1.read_at(stat, 0).map_err(|_| e.2 = 0).ok()
+    });
+    let n = match cached {
+        Some(n) => n,
+        None => {
+            path_buf.clear();
+            let _ = write!(path_buf, "{rootfs}/proc/{tid}/stat");
+            let file = File::open(path_buf.as_str()).ok()?;
+            let n = file.read_at(stat, 0).ok()?;
+            cache.entries.retain(|e| e.0 != tid);
+            if cache.entries.len() < MAX_CACHED_TASKS {
+                cache.entries.push((tid, file, generation));
+            }
+            n
+        }
+    };
+    let text = stat.get(..n)?;
     if cache.procs_sig != 0 {
         // A renamed or exec'd process changes the fingerprint.
-        if let Some((head, _)) = stat
-            .get(..n)
-            .and_then(|b| crate::parse::rsplit_once_byte(b, b')'))
-        {
+        if let Some((head, _)) = crate::parse::rsplit_once_byte(text, b')') {
             cache.procs_sig = fnv1a(cache.procs_sig, head);
         }
-    }
-    Some(n)
-}
-
-/// Reads a task's stat through its cached fd, else a fresh open (cached
-/// when there is room).
-fn read_task_stat_text(
-    cache: &mut TaskCache,
-    tid: u32,
-    stat: &mut [u8; 1024],
-    path_buf: &mut String,
-    rootfs: &str,
-) -> Option<usize> {
-    let generation = cache.generation;
-    if let Some(e) = cache.entries.iter_mut().find(|e| e.0 == tid) {
-        e.2 = generation;
-        if let Ok(n) = e.1.read_at(stat, 0) {
-            return Some(n);
-        }
-        // The task behind the fd died and the tid came back: reopen below.
-        e.2 = 0;
-    }
-    path_buf.clear();
-    let _ = write!(path_buf, "{rootfs}/proc/{tid}/stat");
-    let file = File::open(path_buf.as_str()).ok()?;
-    let n = file.read_at(stat, 0).ok()?;
-    cache.entries.retain(|e| e.0 != tid);
-    if cache.entries.len() < MAX_CACHED_TASKS {
-        cache.entries.push((tid, file, generation));
     }
     Some(n)
 }
