@@ -14,3 +14,22 @@ pub(crate) fn parse_content_length(value: &[u8]) -> Option<u64> {
     }
     crate::parse::parse_u64(digits).ok()
 }
+
+/// One line on why httparse refused a head. `token` and `version` say what
+/// a bad token and a bad version mean in this direction (a request's method
+/// or target; a response's status line).
+pub(crate) fn httparse_reason(
+    e: httparse::Error,
+    token: &'static str,
+    version: &'static str,
+) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Status => "invalid status",
+        httparse::Error::Token => token,
+        httparse::Error::TooManyHeaders => "too many headers",
+        httparse::Error::Version => version,
+    }
+}

@@ -455,7 +455,7 @@ impl ResponseDecoder {
             }
             Err(e) => {
                 return Err(HttpError::BadHead {
-                    reason: httparse_reason(e),
+                    reason: super::httparse_reason(e, "invalid token", "not HTTP/1.x"),
                     excerpt: excerpt(head_bytes),
                 })
             }
@@ -559,18 +559,6 @@ impl ResponseDecoder {
 fn bad_chunk(rest: &[u8]) -> HttpError {
     HttpError::BadChunk {
         excerpt: excerpt(rest),
-    }
-}
-
-fn httparse_reason(e: httparse::Error) -> &'static str {
-    match e {
-        httparse::Error::HeaderName => "invalid header name",
-        httparse::Error::HeaderValue => "invalid header value",
-        httparse::Error::NewLine => "invalid line ending",
-        httparse::Error::Status => "invalid status",
-        httparse::Error::Token => "invalid token",
-        httparse::Error::TooManyHeaders => "too many headers",
-        httparse::Error::Version => "not HTTP/1.x",
     }
 }
 

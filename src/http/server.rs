@@ -90,7 +90,13 @@ pub fn parse_request_head(buf: &[u8]) -> Result<Option<(RequestHead<'_>, usize)>
         Err(httparse::Error::Version) if has_http_version_token(window) => {
             return Err(RequestError::UnsupportedVersion)
         }
-        Err(e) => return Err(RequestError::Malformed(httparse_reason(e))),
+        Err(e) => {
+            return Err(RequestError::Malformed(super::httparse_reason(
+                e,
+                "invalid method or target",
+                "invalid version",
+            )))
+        }
     };
     let (Some(method), Some(path), Some(minor_version)) = (req.method, req.path, req.version)
     else {
@@ -143,18 +149,6 @@ fn has_http_version_token(buf: &[u8]) -> bool {
         return false;
     };
     version.len() > 5 && version.get(..5).is_some_and(|p| p == b"HTTP/")
-}
-
-fn httparse_reason(e: httparse::Error) -> &'static str {
-    match e {
-        httparse::Error::HeaderName => "invalid header name",
-        httparse::Error::HeaderValue => "invalid header value",
-        httparse::Error::NewLine => "invalid line ending",
-        httparse::Error::Status => "invalid status",
-        httparse::Error::Token => "invalid method or target",
-        httparse::Error::TooManyHeaders => "too many headers",
-        httparse::Error::Version => "invalid version",
-    }
 }
 
 /// The reason phrase for the statuses this server sends.
