@@ -806,6 +806,8 @@ impl Agent {
                     u.container_started(info, self.container_processes(&info.id), now);
                 }
                 self.uploader = Some(u);
+                // Process lists are uploaded: let the collector tell when they change.
+                self.collector.set_process_fingerprints(true);
             }
             // Validated at start-up, so this is not expected.
             Err(e) => error!("upload: cannot start: {e}"),

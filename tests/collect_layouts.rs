@@ -495,6 +495,12 @@ fn processes_changed_follows_the_process_list_and_names() {
     let mut c = Collector::new(host.rootfs(), "host-finger");
     let t0 = Instant::now();
     c.track(&host.container_info(0), t0, 0.0);
+    c.collect(t0 + Duration::from_secs(5), 5.0);
+    assert!(
+        c.processes_changed(&id) && c.processes_changed(&id),
+        "off: always"
+    );
+    c.set_process_fingerprints(true);
     let mut k = 0u64;
     let mut cycle = |c: &mut Collector| {
         k += 1;

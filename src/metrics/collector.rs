@@ -126,6 +126,8 @@ pub struct Collector {
     logged_swap_off: bool,
     logged_fd_limit: bool,
     tcp_states: bool,
+    /// Fingerprint each container's processes (see [`Collector::processes_changed`]).
+    process_fingerprints: bool,
     /// The agent does not see the host's PIDs in cgroup files (no `--pid host`).
     foreign_pidns: bool,
 }
@@ -271,6 +273,7 @@ impl Collector {
             logged_swap_off: false,
             logged_fd_limit: false,
             tcp_states: false,
+            process_fingerprints: false,
             foreign_pidns,
         }
     }
@@ -282,6 +285,13 @@ impl Collector {
     /// Applies to containers tracked (or re-resolved) afterwards.
     pub fn set_tcp_states(&mut self, on: bool) {
         self.tcp_states = on;
+    }
+
+    /// Opt in to [`Collector::processes_changed`] answering from a
+    /// fingerprint of each container's processes, kept as the files are read
+    /// anyway (off: it always answers true, and collection does no extra work).
+    pub fn set_process_fingerprints(&mut self, on: bool) {
+        self.process_fingerprints = on;
     }
 
     /// The hierarchies found at start.
@@ -407,6 +417,7 @@ impl Collector {
                 rootfs: &self.rootfs_str,
                 v2,
                 foreign_pidns: self.foreign_pidns,
+                process_fingerprints: self.process_fingerprints,
             },
         ) {
             Some(mut r) => {
@@ -563,8 +574,8 @@ impl Collector {
 
     /// True when container `id`'s processes may differ from when this last
     /// answered true: its process list or a process name changed. Always
-    /// true when the agent cannot tell (a foreign PID namespace, an
-    /// unreadable list). Lets the uploader rebuild process lists only when
+    /// true when the agent cannot tell (fingerprints off, a foreign PID
+    /// namespace, an unreadable list). Lets the uploader rebuild process lists only when
     /// they change instead of re-reading every process's name every cycle.
     pub fn processes_changed(&mut self, id: &str) -> bool {
         let foreign = self.foreign_pidns;
@@ -782,6 +793,8 @@ struct ReadMode<'a> {
     v2: bool,
     /// Cgroup process lists are of no use (see [`Collector::container_pids`]).
     foreign_pidns: bool,
+    /// Keep the process fingerprint.
+    process_fingerprints: bool,
 }
 
 /// Reads every per-cycle file of a container. `None` when it is gone.
@@ -798,6 +811,7 @@ fn read_container(
         rootfs,
         v2,
         foreign_pidns,
+        process_fingerprints,
     } = mode;
     let quota_set = matches!(spec.cpu_quota, Some(Limit::Bytes(_)));
     let mut r = Reading::default();
@@ -842,7 +856,10 @@ fn read_container(
         // Processes first: when each has one thread (most containers), their
         // states are the load and the task list need not be read at all.
         let procs = read(buf, &fl[f::PROCS], false).ok()?;
-        task_cache.procs_sig = procs.map_or(0, |b| fnv1a(FNV_OFFSET, b));
+        task_cache.procs_sig = match procs {
+            Some(b) if process_fingerprints => fnv1a(FNV_OFFSET, b),
+            _ => 0,
+        };
         r.processes = procs.and_then(|b| cg::count_pids(b).ok());
         let single = procs.and_then(|b| single_threaded_runnable(b, task_cache, path_buf, rootfs));
         if let Some(runnable) = single {
