@@ -252,6 +252,7 @@ impl Agent {
             Some(f) => info!("fingerprint {f}"),
             None => info!("no host id visible; the fingerprint will come from Docker's daemon id"),
         }
+        info!("{}", self.registry.self_identity.describe());
         let now = Instant::now();
         self.connect_docker(now);
         self.handle_docker_outputs(now);

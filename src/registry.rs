@@ -76,39 +76,83 @@ impl std::fmt::Display for Exclusion {
     }
 }
 
-/// How the agent recognises its own container: the host name Docker gives
-/// it (the 12-char id, unless `--net host` or `--hostname`), and every
-/// 64-hex id in its own cgroup paths and mount table (the `hostname`,
-/// `hosts` and `resolv.conf` bind mounts come from
-/// `/var/lib/docker/containers/<id>/`), which also works under `--net host`
-/// and in a private cgroup namespace.
+/// How the agent recognises its own container, from what names *its own*
+/// container and nothing else:
+///
+/// - the host name Docker gives it (the 12-char id, unless `--net host` or
+///   `--hostname`);
+/// - the 64-hex ids in its own cgroup paths (`/proc/self/cgroup`);
+/// - the ids in the sources of its own `/etc/hostname`, `/etc/hosts` and
+///   `/etc/resolv.conf` mounts (Docker binds them from
+///   `/var/lib/docker/containers/<id>/`, Podman from
+///   `…/overlay-containers/<id>/userdata/`), which still name the container
+///   under `--net host` and in a private cgroup namespace.
+///
+/// Other lines of the mount table are never read for ids: on the host, or
+/// in a container that mounts host paths, they carry *other* containers'
+/// ids (every Podman container's `shm` mount, every Docker container run
+/// with `--ipc=shareable`), and taking those would drop those containers
+/// from every output.
 #[derive(Clone, Debug, Default)]
 pub struct SelfIdentity {
     pub hostname: String,
     pub ids: Vec<String>,
 }
 
+/// The mount points whose sources name the agent's own container.
+const OWN_CONTAINER_FILES: [&[u8]; 3] = [b"/etc/hostname", b"/etc/hosts", b"/etc/resolv.conf"];
+
 impl SelfIdentity {
     pub fn detect() -> SelfIdentity {
-        let mut ids = Vec::new();
-        for file in ["/proc/self/cgroup", "/proc/self/mountinfo"] {
-            if let Ok(text) = std::fs::read(file) {
-                for id in container_ids_in(&text) {
-                    if !ids.contains(&id) {
-                        ids.push(id);
-                    }
+        let cgroup = std::fs::read("/proc/self/cgroup").unwrap_or_default();
+        let mountinfo = std::fs::read("/proc/self/mountinfo").unwrap_or_default();
+        SelfIdentity::from_texts(crate::sys::hostname(), &cgroup, &mountinfo)
+    }
+
+    /// The identity from the host name and the texts of `/proc/self/cgroup`
+    /// and `/proc/self/mountinfo`.
+    pub fn from_texts(hostname: String, cgroup: &[u8], mountinfo: &[u8]) -> SelfIdentity {
+        let mut ids: Vec<String> = Vec::new();
+        let mut add = |text: &[u8]| {
+            for id in container_ids(text) {
+                if !ids.iter().any(|own| own.as_bytes() == id) {
+                    ids.push(String::from_utf8_lossy(id).into_owned());
                 }
             }
+        };
+        for line in cgroup.split(|&b| b == b'\n') {
+            // `hierarchy-id:controllers:path`: only the path names a cgroup.
+            let path = line.splitn(3, |&b| b == b':').nth(2).unwrap_or(b"");
+            add(path);
         }
-        SelfIdentity {
-            hostname: crate::sys::hostname(),
-            ids,
+        for row in crate::procfs::parse::mountinfo_rows(mountinfo).flatten() {
+            if OWN_CONTAINER_FILES.contains(&row.mount_point) {
+                add(row.root);
+                add(row.source);
+            }
+        }
+        SelfIdentity { hostname, ids }
+    }
+
+    /// The agent's own container, by short id, or `None` on the host: the
+    /// line logged once at start.
+    pub fn describe(&self) -> String {
+        match self.ids.first() {
+            Some(id) => format!("running in container {}", &id[..12]),
+            None if self.hostname_is_short_id() => {
+                format!("running in container {} (by host name)", self.hostname)
+            }
+            None => "running on the host".to_string(),
         }
     }
 
-    pub fn is_self(&self, id: &str) -> bool {
+    fn hostname_is_short_id(&self) -> bool {
         let h = self.hostname.as_bytes();
-        (h.len() == 12 && h.iter().all(u8::is_ascii_hexdigit) && id.as_bytes().starts_with(h))
+        h.len() == 12 && h.iter().all(u8::is_ascii_hexdigit)
+    }
+
+    pub fn is_self(&self, id: &str) -> bool {
+        (self.hostname_is_short_id() && id.as_bytes().starts_with(self.hostname.as_bytes()))
             || self.ids.iter().any(|own| own == id)
     }
 }
@@ -402,6 +446,78 @@ mod tests {
         };
         assert!(by_cgroup.is_self(ID));
         assert!(!by_cgroup.is_self(&"0".repeat(64)));
+    }
+
+    /// A host's mount table names other containers: Docker's
+    /// `--ipc=shareable` shm mounts, Podman's shm and userdata mounts, an
+    /// overlay layer. None of them is the agent's own container.
+    #[test]
+    fn foreign_ids_in_the_mount_table_are_not_self() {
+        let mountinfo = include_bytes!("../tests/fixtures/files/weird/mountinfo.foreign-shm");
+        // The fixture really carries foreign ids (three of them).
+        let mut seen = container_ids_in(mountinfo);
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        let host =
+            SelfIdentity::from_texts("vm".into(), b"0::/user.slice/session-3.scope\n", mountinfo);
+        assert!(host.ids.is_empty(), "{:?}", host.ids);
+        for id in &seen {
+            assert!(!host.is_self(id), "{id} taken as the agent's own");
+        }
+        assert_eq!(host.describe(), "running on the host");
+    }
+
+    /// In a container under `--net host` with a private cgroup namespace
+    /// (`0::/`), mounting host paths that carry other containers' ids: only
+    /// the sources of its own `/etc/hostname`, `/etc/hosts` and
+    /// `/etc/resolv.conf` name it.
+    #[test]
+    fn own_container_from_its_own_etc_mounts_only() {
+        let other = "e".repeat(64);
+        let mut mountinfo = std::str::from_utf8(include_bytes!(
+            "../tests/fixtures/files/weird/mountinfo.foreign-shm"
+        ))
+        .unwrap()
+        .replace(" / / rw", " /rootfs-x / rw");
+        for file in ["resolv.conf", "hostname", "hosts"] {
+            mountinfo.push_str(&format!(
+                "9{} 22 254:1 /var/lib/docker/containers/{ID}/{file} /etc/{file} rw,relatime - ext4 /dev/vda1 rw\n",
+                file.len()
+            ));
+        }
+        mountinfo.push_str(&format!(
+            "99 22 0:80 / /host/var/lib/docker/containers/{other}/mounts/shm rw - tmpfs shm rw\n"
+        ));
+        let me = SelfIdentity::from_texts("vm".into(), b"0::/\n", mountinfo.as_bytes());
+        assert_eq!(me.ids, vec![ID.to_string()]);
+        assert!(me.is_self(ID));
+        assert!(!me.is_self(&other));
+        assert!(!me.is_self(&"a".repeat(64)));
+        assert_eq!(me.describe(), format!("running in container {}", &ID[..12]));
+
+        // Podman binds them from its userdata directory.
+        let podman = format!(
+            "91 22 0:71 /overlay-containers/{other}/userdata/hostname /etc/hostname rw - tmpfs tmpfs rw\n"
+        );
+        let me = SelfIdentity::from_texts("vm".into(), b"0::/\n", podman.as_bytes());
+        assert_eq!(me.ids, vec![other]);
+    }
+
+    /// The cgroup path names the container on v1 and v2, under both
+    /// drivers; the controllers field never does.
+    #[test]
+    fn own_container_from_its_cgroup_path() {
+        for text in [
+            format!("4:memory:/docker/{ID}\n3:cpu,cpuacct:/docker/{ID}\n"),
+            format!("0::/system.slice/docker-{ID}.scope\n"),
+            format!("0::/machine.slice/libpod-{ID}.scope/container\n"),
+        ] {
+            let me = SelfIdentity::from_texts("vm".into(), text.as_bytes(), b"");
+            assert_eq!(me.ids, vec![ID.to_string()], "{text}");
+        }
+        let me = SelfIdentity::from_texts("vm".into(), b"0::/init.scope\n", b"");
+        assert!(me.ids.is_empty());
     }
 
     #[test]

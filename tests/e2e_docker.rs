@@ -290,6 +290,47 @@ fn once_prints_metrics_and_exits_zero() {
     promtool_check(&done.stdout);
 }
 
+/// A container run with `--ipc=shareable` puts its id in the host's mount
+/// table (its `shm` mount). An agent on the host must still report it, and
+/// say once that it runs on the host.
+#[test]
+fn shareable_ipc_container_is_not_taken_for_the_agent() {
+    if !require_docker() {
+        return;
+    }
+    let cli = DockerCli::shared();
+    let name = unique_name("shm");
+    let c = cli.run_sleeper(&name, &["--ipc=shareable", "--network", "none"]);
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        mountinfo.contains(&format!("/containers/{}/mounts/shm", c.id)),
+        "the repro needs the container's shm mount in this mount table:\n{mountinfo}"
+    );
+    let done = run_agent(
+        &["--once", "--docker-socket", SHARED_SOCKET],
+        &[],
+        Duration::from_secs(15),
+    );
+    assert_eq!(done.code, Some(0), "stderr:\n{}", done.stderr);
+    assert!(
+        has_container(&done.stdout, &name),
+        "--once output lacks {name}; stderr:\n{}",
+        done.stderr
+    );
+    assert!(
+        !done.stderr.contains("the agent's own container"),
+        "stderr:\n{}",
+        done.stderr
+    );
+    let placed: Vec<&str> = done
+        .stderr
+        .lines()
+        .filter(|l| l.contains("running on the host") || l.contains("running in container"))
+        .collect();
+    assert_eq!(placed.len(), 1, "stderr:\n{}", done.stderr);
+    assert!(placed[0].contains("running on the host"), "{}", placed[0]);
+}
+
 // ---------------------------------------------------------------------------
 // HTTP surface
 
