@@ -338,6 +338,66 @@ fn retry_after_on_503_is_honoured() {
     assert_eq!((c.delivered, c.buffered), (1, 0));
 }
 
+/// Requests in 90 s against a backend that answers every one with 503 and
+/// the given `Retry-After`, one cycle of samples every 10 s.
+fn requests_against_a_503_backend(hint: Option<Duration>) -> usize {
+    let t0 = Instant::now();
+    let mut core = Core::new(&settings(&[]), host(), 3, t0);
+    let f = container(1).fingerprint;
+    let mut seen = Seen::default();
+    let mut answered = 0usize;
+    run(
+        &mut core,
+        t0,
+        Duration::from_secs(90),
+        Duration::from_millis(10),
+        &mut seen,
+        |core, t| {
+            if t.as_millis() % 10_000 == 0 {
+                push_cycle(core, t, std::slice::from_ref(&f), &["base.cpu"]);
+            }
+        },
+        |_, _, _| {
+            answered += 1;
+            // Past 1 000 it is a storm already: end it, so that a failing
+            // run fails instead of spinning on one instant.
+            if answered > 1_000 {
+                return ok();
+            }
+            Outcome::Response {
+                status: 503,
+                retry_after: hint,
+                body: Vec::new(),
+            }
+        },
+    );
+    answered
+}
+
+/// `Retry-After: 0` (or any hint shorter than the agent's own backoff) may
+/// not shorten the backoff: it once made about 1 260 requests a second.
+#[test]
+fn a_retry_after_shorter_than_the_backoff_does_not_shorten_it() {
+    let own = requests_against_a_503_backend(None);
+    let zero = requests_against_a_503_backend(Some(Duration::ZERO));
+    let short = requests_against_a_503_backend(Some(Duration::from_millis(50)));
+    let long = requests_against_a_503_backend(Some(Duration::from_secs(30)));
+    println!(
+        "requests in 90 s: own backoff {own}, Retry-After 0 {zero}, 50 ms {short}, 30 s {long}"
+    );
+    assert!(own < 100, "own backoff: {own} requests in 90 s");
+    assert!(
+        zero <= own,
+        "Retry-After: 0 made {zero} requests, own backoff {own}"
+    );
+    assert!(
+        short <= own,
+        "Retry-After: 50 ms made {short} requests, own backoff {own}"
+    );
+    // A longer hint still lengthens it: two endpoints, about 3 tries each.
+    assert!(long <= 8, "Retry-After: 30 s made {long} requests");
+}
+
 #[test]
 fn a_400_drops_that_batch_only_and_counts_it() {
     let t0 = Instant::now();

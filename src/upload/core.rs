@@ -540,7 +540,9 @@ impl Core {
             Verdict::Retry(retry_after, why) => {
                 state.failures += 1;
                 let drawn = state.backoff.fail(&mut self.rng);
-                let delay = retry_after.unwrap_or(drawn);
+                // A server's hint may lengthen the backoff, never shorten
+                // it (`Retry-After: 0` would be a retry storm).
+                let delay = retry_after.map_or(drawn, |hint| hint.max(drawn));
                 state.not_before = Some(now + delay);
                 // One warning per outage, not one per retry.
                 if state.backoff.failures() == 1 {
