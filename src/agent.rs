@@ -40,10 +40,16 @@ const SHUTDOWN_LIMIT: Duration = Duration::from_millis(4800);
 /// Process entry: parses the command line and runs. Returns the exit code.
 pub fn main_entry() -> i32 {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Registered before anything is parsed, so that no start-up message can
+    // carry the key either (messages never quote such values; this is the
+    // second line of defence).
+    if let Ok(key) = std::env::var("DATALOOP_AGENT_KEY") {
+        crate::log::set_secret(key.trim());
+    }
     let command = config::parse(args, |k| std::env::var(k).ok(), |p| p.exists());
     match command {
         Err(e) => {
-            eprintln!("outlyer-agent: {e}");
+            eprintln!("outlyer-agent: {}", crate::log::scrub(&e.to_string()));
             2
         }
         Ok(Command::Help) => {
@@ -61,7 +67,7 @@ pub fn main_entry() -> i32 {
                     if let Some(flag) = cfg.flag_for(&e.setting) {
                         e.setting = flag.to_owned();
                     }
-                    eprintln!("outlyer-agent: {e}");
+                    eprintln!("outlyer-agent: {}", crate::log::scrub(&e.to_string()));
                     return 2;
                 }
             };

@@ -123,14 +123,14 @@ Flags (each wins over its environment variable):
   --interval SECONDS     seconds between collections, 1..=3600
                          [env DATALOOP_INTERVAL; default {interval}]
   --once                 take two readings 1 s apart, print Prometheus text, exit
-  --debug                extra logging [env DATALOOP_DEBUG]
+  --debug[=yes|no]       extra logging (also =true/=false) [env DATALOOP_DEBUG]
   --tcp-states           per-container TCP connection states (reads
                          /proc/<pid>/net/tcp and tcp6: ~1 ms per container)
                          [env DATALOOP_TCP_STATES=yes; default no]
   --server URL           agent API base URL (https://; http:// for testing)
                          [env DATALOOP_SERVER; default https://agent.dataloop.io]
-  --graphite HOST:PORT   Graphite plaintext sink, tls://HOST:PORT for TLS
-                         [env DATALOOP_GRAPHITE; default none]
+  --graphite HOST:PORT   Graphite plaintext sink, tls://HOST:PORT for TLS; the
+                         port is required [env DATALOOP_GRAPHITE; default none]
   --series-url URL       HTTPS series sink .../v2/accounts/<account>/series
                          [env DATALOOP_SERIES_URL; default none]
   --ca-file PATH         extra PEM roots; certificates are always verified
@@ -147,7 +147,8 @@ Environment:
   DATALOOP_FINGERPRINT   fixed fingerprint, a UUID (default: derived from the host id)
   DATALOOP_DEBUG         yes/no/true/false (default: no)
   HTTPS_PROXY, HTTP_PROXY, NO_PROXY (and lower-case)
-                         proxies for the upload, read as curl reads them
+                         proxies for the upload, read as curl reads them;
+                         a proxy is http://HOST[:PORT] or HOST:PORT
 ",
         ver = env!("CARGO_PKG_VERSION"),
         sock = DEFAULT_SOCKET,
@@ -170,15 +171,46 @@ where
     let mut listen = None;
     let mut interval = None;
     let mut once = false;
-    let mut debug_flag = false;
-    let mut tcp_flag = false;
+    let mut debug_flag: Option<bool> = None;
+    let mut tcp_flag: Option<bool> = None;
     let mut upload_flags: Vec<(&'static str, String)> = Vec::new();
 
     let mut args = args.into_iter();
+    let mut position = 0;
     while let Some(arg) = args.next() {
+        position += 1;
+        if !arg.starts_with('-') || arg == "-" {
+            // Never echoed: a stray value may be a URL with a key in it.
+            return Err(err(
+                &format!("argument {position}"),
+                "not a flag (flags start with --, see --help)",
+            ));
+        }
         let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
+            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
+            None => (arg.clone(), None),
+        };
+        // A switch takes no value, except `--debug=yes|no|true|false` (and
+        // `--tcp-states=…`), the words its variable takes.
+        let switch = |flag: &str| -> Result<bool, ConfigError> {
+            match &inline {
+                None => Ok(true),
+                Some(v) => yes_no(v).ok_or_else(|| {
+                    err(
+                        flag,
+                        format!(
+                            "{v:?}: use --{} alone, or =yes, =no, =true or =false",
+                            &flag[2..]
+                        ),
+                    )
+                }),
+            }
+        };
+        let no_value = |flag: &str| -> Result<(), ConfigError> {
+            match inline {
+                None => Ok(()),
+                Some(_) => Err(err(flag, "takes no value")),
+            }
         };
         let mut value = |flag: &str| -> Result<String, ConfigError> {
             match inline.clone().or_else(|| args.next()) {
@@ -189,9 +221,12 @@ where
         match flag.as_str() {
             "--help" | "-h" => return Ok(Command::Help),
             "--version" | "-V" => return Ok(Command::Version),
-            "--once" => once = true,
-            "--debug" => debug_flag = true,
-            "--tcp-states" => tcp_flag = true,
+            "--once" => {
+                no_value("--once")?;
+                once = true
+            }
+            "--debug" => debug_flag = Some(switch("--debug")?),
+            "--tcp-states" => tcp_flag = Some(switch("--tcp-states")?),
             "--rootfs" => rootfs = Some(("--rootfs", value("--rootfs")?)),
             "--docker-socket" => socket = Some(value("--docker-socket")?),
             "--listen" => listen = Some(("--listen", value("--listen")?)),
@@ -205,7 +240,21 @@ where
                     upload_flags.retain(|(x, _)| *x != var);
                     upload_flags.push((var, v));
                 }
-                None => return Err(err(other, "unknown flag (see --help)")),
+                None if other.starts_with("--")
+                    && other.len() <= 40
+                    && other[2..]
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+                {
+                    return Err(err(other, "unknown flag (see --help)"))
+                }
+                // Not echoed: it may be a mistyped value.
+                None => {
+                    return Err(err(
+                        &format!("argument {position}"),
+                        "unknown flag (flags start with --, see --help)",
+                    ))
+                }
             },
         }
     }
@@ -231,10 +280,11 @@ where
         None => match nonempty("DOCKER_HOST") {
             Some(v) => match v.strip_prefix("unix://") {
                 Some(p) if !p.is_empty() => PathBuf::from(p),
+                // Not echoed: a tcp:// or ssh:// URL may carry user info.
                 _ => {
                     return Err(err(
                         "DOCKER_HOST",
-                        format!("{v:?}: only unix:///path sockets are supported"),
+                        "only unix:///path sockets are supported",
                     ))
                 }
             },
@@ -308,13 +358,16 @@ where
     let fingerprint = match nonempty("DATALOOP_FINGERPRINT") {
         Some(f) => match crate::uuid::parse_uuid(f.trim()) {
             Some(bytes) => Some(crate::uuid::format_uuid(&bytes)),
-            None => return Err(err("DATALOOP_FINGERPRINT", format!("{f:?} is not a UUID"))),
+            None => return Err(err("DATALOOP_FINGERPRINT", "is not a UUID")),
         },
         None => None,
     };
 
-    let debug = parse_yes_no(&env, "DATALOOP_DEBUG")? || debug_flag;
-    let tcp_states = parse_yes_no(&env, "DATALOOP_TCP_STATES")? || tcp_flag;
+    // The variable is checked even when the flag wins.
+    let debug_env = parse_yes_no(&env, "DATALOOP_DEBUG")?;
+    let debug = debug_flag.unwrap_or(debug_env);
+    let tcp_env = parse_yes_no(&env, "DATALOOP_TCP_STATES")?;
+    let tcp_states = tcp_flag.unwrap_or(tcp_env);
 
     Ok(Command::Run(Box::new(Config {
         rootfs,
@@ -332,15 +385,23 @@ where
     })))
 }
 
+/// `yes/no/true/false`, case-insensitive.
+fn yes_no(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" => Some(true),
+        "no" | "false" => Some(false),
+        _ => None,
+    }
+}
+
 /// `yes/no/true/false`, case-insensitive; unset or empty is no.
 fn parse_yes_no<E: Fn(&str) -> Option<String>>(env: &E, name: &str) -> Result<bool, ConfigError> {
     match env(name) {
         None => Ok(false),
-        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-            "yes" | "true" => Ok(true),
-            "no" | "false" | "" => Ok(false),
-            _ => Err(err(name, format!("{v:?}: use yes, no, true or false"))),
-        },
+        Some(v) if v.trim().is_empty() => Ok(false),
+        Some(v) => {
+            yes_no(&v).ok_or_else(|| err(name, format!("{v:?}: use yes, no, true or false")))
+        }
     }
 }
 
@@ -507,6 +568,73 @@ mod tests {
             setting_of(run(&[], &[("DATALOOP_TAGS", "a\r\nb")])),
             "DATALOOP_TAGS"
         );
+    }
+
+    #[test]
+    fn debug_and_tcp_states_switches() {
+        assert!(run(&["--debug"], &[]).unwrap().debug);
+        assert!(run(&["--debug=yes"], &[]).unwrap().debug);
+        assert!(run(&["--debug=TRUE"], &[]).unwrap().debug);
+        assert!(!run(&["--debug=no"], &[]).unwrap().debug);
+        assert!(
+            !run(&["--debug=false"], &[("DATALOOP_DEBUG", "yes")])
+                .unwrap()
+                .debug
+        );
+        assert!(
+            run(&["--debug"], &[("DATALOOP_DEBUG", "no")])
+                .unwrap()
+                .debug
+        );
+        assert!(run(&["--tcp-states=yes"], &[]).unwrap().tcp_states);
+        assert!(!run(&["--tcp-states=no"], &[]).unwrap().tcp_states);
+        for args in [
+            &["--debug=maybe"][..],
+            &["--debug="],
+            &["--debug=1"],
+            &["--debug", "maybe"],
+        ] {
+            let e = run(args, &[]).unwrap_err();
+            assert!(
+                e.setting == "--debug" || e.setting == "argument 2",
+                "{args:?}: {e}"
+            );
+        }
+        assert_eq!(setting_of(run(&["--debug=maybe"], &[])), "--debug");
+        assert_eq!(
+            setting_of(run(&["--tcp-states=maybe"], &[])),
+            "--tcp-states"
+        );
+        assert_eq!(setting_of(run(&["--once=no"], &[])), "--once");
+        // A bad variable stops start-up even when the flag wins.
+        assert_eq!(
+            setting_of(run(&["--debug"], &[("DATALOOP_DEBUG", "maybe")])),
+            "DATALOOP_DEBUG"
+        );
+    }
+
+    #[test]
+    fn stray_arguments_are_not_echoed() {
+        for args in [
+            &["https://SEKRIT@127.0.0.1:1/"][..],
+            &["--server", "https://a.example", "SEKRIT"],
+            &["-server=https://SEKRIT@h/"],
+            &["--SEKRIT@h=x"],
+            &["--debug", "SEKRIT"],
+        ] {
+            let e = run(args, &[]).unwrap_err();
+            assert!(e.setting.starts_with("argument "), "{args:?}: {e}");
+            assert!(!e.to_string().contains("SEKRIT"), "{args:?}: {e}");
+        }
+        assert_eq!(setting_of(run(&["--bogus=SEKRIT"], &[])), "--bogus");
+        for (var, value) in [
+            ("DOCKER_HOST", "tcp://user:SEKRIT@h:2375"),
+            ("DATALOOP_FINGERPRINT", "SEKRIT"),
+        ] {
+            let e = run(&[], &[(var, value)]).unwrap_err();
+            assert_eq!(e.setting, var);
+            assert!(!e.to_string().contains("SEKRIT"), "{var}: {e}");
+        }
     }
 
     #[test]

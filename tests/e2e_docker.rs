@@ -976,6 +976,62 @@ fn configuration_errors_exit_2_naming_the_setting() {
         "DATALOOP_LISTEN",
     );
     expect_config_error(&["--no-such-flag"], &[], "--no-such-flag");
+    expect_config_error(&["--debug=maybe"], &[], "--debug");
+    expect_config_error(&["--tcp-states=maybe"], &[], "--tcp-states");
+    expect_config_error(&["--once=yes"], &[], "--once");
+}
+
+/// Bad upload settings (read only with a key) exit 2 naming the setting,
+/// and nothing the agent prints carries the key.
+#[test]
+fn bad_upload_settings_exit_2_without_echoing_the_key() {
+    const KEY: &str = "k3y-0f8fad5b-never-printed";
+    let server = format!("https://{KEY}@127.0.0.1:1/");
+    let query = format!("--server=https://127.0.0.1:1/?key={KEY}");
+    let proxy = format!("http://user:{KEY}@");
+    let series = format!("https://{KEY}@h/v2/accounts/a/series");
+    let key = ("DATALOOP_AGENT_KEY", KEY);
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (vec!["--server", &server], vec![key], "--server"),
+        (vec![&server], vec![key], "argument 1"),
+        (
+            vec![],
+            vec![key, ("DATALOOP_SERVER", &server)],
+            "DATALOOP_SERVER",
+        ),
+        (vec![&query], vec![key], "--server"),
+        (vec!["--series-url", &series], vec![key], "--series-url"),
+        (vec!["--graphite", "nohostport"], vec![key], "--graphite"),
+        (
+            vec![],
+            vec![key, ("DATALOOP_GRAPHITE", "garbage")],
+            "DATALOOP_GRAPHITE",
+        ),
+        (vec![], vec![key, ("HTTPS_PROXY", "garbage")], "HTTPS_PROXY"),
+        (vec![], vec![key, ("https_proxy", "garbage")], "https_proxy"),
+        (vec![], vec![key, ("http_proxy", "garbage")], "http_proxy"),
+        (vec![], vec![key, ("HTTPS_PROXY", &proxy)], "HTTPS_PROXY"),
+        (vec![], vec![key, ("NO_PROXY", "10.0.0.0/33")], "NO_PROXY"),
+        (vec!["--debug=maybe"], vec![key], "--debug"),
+    ];
+    for (args, env, names) in &cases {
+        expect_config_error(args, env, names);
+        let done = run_agent(args, env, Duration::from_secs(5));
+        assert!(
+            !done.stderr.contains(KEY) && !done.stdout.contains(KEY),
+            "args {args:?}: the key was printed: {:?} {:?}",
+            done.stdout,
+            done.stderr
+        );
+    }
+    let done = run_agent(&["--server", &server], &[key], Duration::from_secs(5));
+    assert!(
+        done.stderr
+            .contains("invalid --server: user info is not allowed"),
+        "{:?}",
+        done.stderr
+    );
 }
 
 #[test]
@@ -990,6 +1046,10 @@ fn valid_boundaries_are_accepted() {
         ),
         (vec![], vec![("DATALOOP_DEBUG", "true")]),
         (vec![], vec![("DATALOOP_DEBUG", "false")]),
+        (vec!["--debug"], vec![]),
+        (vec!["--debug=true"], vec![]),
+        (vec!["--debug=no"], vec![("DATALOOP_DEBUG", "yes")]),
+        (vec![], vec![("HTTP_PROXY", "garbage")]),
         (
             vec![],
             vec![(

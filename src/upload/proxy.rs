@@ -5,7 +5,8 @@ use std::fmt;
 use std::net::IpAddr;
 
 /// An HTTP proxy (`http://[user:pass@]host[:port]`, port 1080 by default
-/// like curl). `Debug` hides the credentials.
+/// like curl; without `http://` the port is required, so that a stray word
+/// is not taken for a proxy host). `Debug` hides the credentials.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Proxy {
     pub host: String,
@@ -31,21 +32,37 @@ impl fmt::Debug for Proxy {
 }
 
 impl Proxy {
+    /// Messages never quote the text: it may carry `user:pass@`.
     pub fn parse(text: &str) -> Result<Proxy, String> {
-        let rest = match text.split_once("://") {
-            None => text,
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
-            Some((scheme, _)) => {
+        let (has_scheme, rest) = match text.split_once("://") {
+            None => (false, text),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (true, rest),
+            Some((scheme, _))
+                if !scheme.is_empty()
+                    && scheme
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')) =>
+            {
                 return Err(format!(
                     "proxy scheme {scheme:?} is not supported (only http:// CONNECT proxies)"
                 ))
             }
+            Some(_) => return Err("proxy is not a URL like http://host:port".to_owned()),
         };
         let rest = rest.split('/').next().unwrap_or_default();
         let (userinfo, hostport) = match rest.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
             None => (None, rest),
         };
+        let has_port = match hostport.strip_prefix('[') {
+            Some(r) => r
+                .split_once(']')
+                .is_some_and(|(_, after)| after.starts_with(':')),
+            None => hostport.contains(':'),
+        };
+        if !has_scheme && !has_port {
+            return Err("proxy must be http://host[:port] or host:port".to_owned());
+        }
         let (host, port) = super::settings::parse_authority(hostport, 1080)
             .ok_or_else(|| "proxy needs host[:port]".to_owned())?;
         let authorization = userinfo.map(|u| {
@@ -125,12 +142,26 @@ pub struct NoProxy {
 }
 
 impl NoProxy {
+    /// Lenient, like curl: entries that are not a host, address or network
+    /// are skipped.
     pub fn parse(text: &str) -> NoProxy {
+        Self::parse_entries(text, false).unwrap_or_default()
+    }
+
+    /// Like [`NoProxy::parse`], but an entry that is not `*`, an IP address,
+    /// a CIDR network, `host` or `host:port` is an error (naming its
+    /// position, not its text).
+    pub fn try_parse(text: &str) -> Result<NoProxy, String> {
+        Self::parse_entries(text, true)
+    }
+
+    fn parse_entries(text: &str, strict: bool) -> Result<NoProxy, String> {
         let mut out = NoProxy::default();
-        for item in text.split([',', ' ', '\t']).map(str::trim) {
-            if item.is_empty() {
-                continue;
-            }
+        let items = text
+            .split([',', ' ', '\t'])
+            .map(str::trim)
+            .filter(|i| !i.is_empty());
+        for (n, item) in items.enumerate() {
             if item == "*" {
                 out.all = true;
                 continue;
@@ -139,14 +170,27 @@ impl NoProxy {
                 out.entries.push(entry);
                 continue;
             }
+            let bad = || {
+                format!(
+                    "entry {} is not a host, host:port, IP address or CIDR network",
+                    n + 1
+                )
+            };
             let (name, port) = match item.rsplit_once(':') {
                 Some((h, p)) => match p.parse::<u16>() {
                     Ok(p) => (h, Some(p)),
+                    Err(_) if strict => return Err(bad()),
                     Err(_) => continue,
                 },
                 None => (item, None),
             };
             let name = name.trim_start_matches('.').trim_end_matches('.');
+            let valid = name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+            if strict && (name.is_empty() || !valid) {
+                return Err(bad());
+            }
             if !name.is_empty() {
                 out.entries.push(Entry::Domain {
                     name: name.to_ascii_lowercase(),
@@ -154,7 +198,7 @@ impl NoProxy {
                 });
             }
         }
-        out
+        Ok(out)
     }
 
     /// True when `host:port` must be reached directly.
@@ -305,8 +349,16 @@ mod tests {
             Some(format!("Basic {}", base64(b"us@er:p:ss")).as_str())
         );
         assert!(!format!("{p:?}").contains("Basic"));
-        let p = Proxy::parse("proxy").unwrap();
+        let p = Proxy::parse("http://proxy").unwrap();
         assert_eq!((p.port, p.authorization), (1080, None));
+        let p = Proxy::parse("proxy:3128").unwrap();
+        assert_eq!((p.host.as_str(), p.port), ("proxy", 3128));
+        // Without http:// a port is required: a stray word is no proxy.
+        assert!(Proxy::parse("proxy").is_err());
+        assert!(Proxy::parse("garbage").is_err());
+        assert!(Proxy::parse("u:p@garbage").is_err());
+        let e = Proxy::parse("u:hunter2@x://h").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
         let p = Proxy::parse("HTTP://[::1]:8080").unwrap();
         assert_eq!((p.host.as_str(), p.port), ("::1", 8080));
         assert!(Proxy::parse("https://p:1").is_err());
@@ -337,6 +389,20 @@ mod tests {
         assert!(!NoProxy::parse("").matches("anything", 1));
         // Like curl, `*` is special only alone: no glob patterns.
         assert!(!NoProxy::parse("*.example").matches("a.example", 1));
+        // Strict parsing (start-up) refuses what lenient parsing skips.
+        assert_eq!(
+            NoProxy::try_parse("localhost, .a.example,10.0.0.0/8 ::1 [::1] h:8443 *"),
+            Ok(NoProxy::parse(
+                "localhost, .a.example,10.0.0.0/8 ::1 [::1] h:8443 *"
+            ))
+        );
+        for bad in ["h:x", "10.0.0.0/33", "a/b", ".", "h:99999", "a@b"] {
+            assert!(NoProxy::try_parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            NoProxy::try_parse("ok, SEKRIT:x"),
+            Err("entry 2 is not a host, host:port, IP address or CIDR network".to_owned())
+        );
         let np = NoProxy::parse("fd00::/8");
         assert!(
             np.matches("fd12::1", 1) && !np.matches("fe80::1", 1) && !np.matches("10.0.0.1", 1)

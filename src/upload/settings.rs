@@ -72,29 +72,69 @@ impl Target {
 }
 
 /// Parses `https://host[:port][/path]` (or `http://`); query and fragment
-/// are refused, user info too (credentials belong in the key).
+/// are refused, user info too (credentials belong in the key). Messages
+/// never quote the text: user info or a query could hold a secret.
 pub fn parse_url(text: &str) -> Result<Target, String> {
     let (tls, rest) = if let Some(r) = text.strip_prefix("https://") {
         (true, r)
     } else if let Some(r) = text.strip_prefix("http://") {
         (false, r)
     } else {
-        return Err(format!("{text:?} must start with https:// (or http://)"));
+        return Err("scheme must be https:// (or http:// for testing)".to_owned());
     };
-    let (authority, path) = match rest.find('/') {
+    let (authority, path) = match rest.find(['/', '?', '#']) {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
-    if path.contains(['?', '#']) || authority.contains('@') {
-        return Err(format!("{text:?}: no query, fragment or user info allowed"));
+    if authority.contains('@') {
+        return Err(
+            "user info is not allowed in the URL (the key goes in DATALOOP_AGENT_KEY)".to_owned(),
+        );
+    }
+    if path.contains(['?', '#']) {
+        return Err("a query string or fragment is not allowed in the URL".to_owned());
     }
     let (host, port) = parse_authority(authority, if tls { 443 } else { 80 })
-        .ok_or_else(|| format!("{text:?} has no valid host[:port]"))?;
+        .ok_or_else(|| "the URL has no valid host[:port]".to_owned())?;
     Ok(Target {
         tls,
         host,
         port,
         path: path.trim_end_matches('/').to_owned(),
+    })
+}
+
+/// `DATALOOP_GRAPHITE`: `host:port`, `tls://host:port` (or `tcp://host:port`).
+/// The port is required: a bare word such as `garbage` is refused rather
+/// than taken as `garbage:2003`.
+pub fn parse_graphite(text: &str) -> Result<Target, String> {
+    let (tls, rest) = match text.strip_prefix("tls://") {
+        Some(r) => (true, r),
+        None => (false, text.strip_prefix("tcp://").unwrap_or(text)),
+    };
+    if rest.contains('@') {
+        return Err("user info is not allowed in host:port".to_owned());
+    }
+    let has_port = match rest.strip_prefix('[') {
+        Some(r) => r
+            .split_once(']')
+            .is_some_and(|(_, after)| after.starts_with(':')),
+        None => rest.contains(':'),
+    };
+    let parsed = if has_port {
+        parse_authority(rest, 0)
+    } else {
+        None
+    };
+    let (host, port) = parsed.ok_or_else(|| {
+        "must be host:port or tls://host:port with an explicit port (e.g. carbon.example.com:2003)"
+            .to_owned()
+    })?;
+    Ok(Target {
+        tls,
+        host,
+        port,
+        path: String::new(),
     })
 }
 
@@ -183,6 +223,18 @@ fn err(setting: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::new(setting, message)
 }
 
+/// What is wrong with a PEM file, without quoting its lines.
+fn pem_problem(e: &rustls::pki_types::pem::Error) -> &'static str {
+    use rustls::pki_types::pem::Error as E;
+    match e {
+        E::MissingSectionEnd { .. } => "a section has no END line",
+        E::IllegalSectionStart { .. } => "a BEGIN line is malformed",
+        E::Base64Decode(_) => "a section is not valid base64",
+        E::SectionTooLarge => "a section is too large",
+        _ => "unreadable",
+    }
+}
+
 /// A value that will become part of a request head must not carry CR, LF
 /// or any other control byte.
 fn reject_controls(setting: &str, value: &str) -> Result<(), ConfigError> {
@@ -206,8 +258,10 @@ impl UploadSettings {
         read_file: impl Fn(&str) -> std::io::Result<Vec<u8>>,
     ) -> Result<Option<UploadSettings>, ConfigError> {
         let nonempty = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        // Without a key nothing is uploaded, but every upload setting given
+        // is still checked: a bad one stops start-up either way.
         let key = match nonempty("DATALOOP_AGENT_KEY") {
-            None => return Ok(None),
+            None => None,
             Some(k) => {
                 if k.bytes().any(|b| b.is_ascii_control() || b == b' ') {
                     // Never echo the value: it is the secret.
@@ -216,7 +270,7 @@ impl UploadSettings {
                         "contains spaces or control characters",
                     ));
                 }
-                ApiKey(k)
+                Some(ApiKey(k))
             }
         };
 
@@ -228,19 +282,7 @@ impl UploadSettings {
             None => None,
             Some(v) => {
                 reject_controls("DATALOOP_GRAPHITE", &v)?;
-                let v = v.trim();
-                let (tls, rest) = match v.strip_prefix("tls://") {
-                    Some(r) => (true, r),
-                    None => (false, v.strip_prefix("tcp://").unwrap_or(v)),
-                };
-                let (host, port) = parse_authority(rest, 2003)
-                    .ok_or_else(|| err("DATALOOP_GRAPHITE", format!("{v:?} is not host:port")))?;
-                Some(Target {
-                    tls,
-                    host,
-                    port,
-                    path: String::new(),
-                })
+                Some(parse_graphite(v.trim()).map_err(|m| err("DATALOOP_GRAPHITE", m))?)
             }
         };
 
@@ -252,7 +294,7 @@ impl UploadSettings {
                 if !t.path.ends_with("/series") {
                     return Err(err(
                         "DATALOOP_SERIES_URL",
-                        format!("{v:?} must end with /v2/accounts/<account>/series"),
+                        "the URL path must end with /v2/accounts/<account>/series",
                     ));
                 }
                 Some(t)
@@ -264,8 +306,12 @@ impl UploadSettings {
             let pem =
                 read_file(&path).map_err(|e| err("DATALOOP_CA_FILE", format!("{path:?}: {e}")))?;
             for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert =
-                    cert.map_err(|e| err("DATALOOP_CA_FILE", format!("{path:?}: bad PEM: {e:?}")))?;
+                let cert = cert.map_err(|e| {
+                    err(
+                        "DATALOOP_CA_FILE",
+                        format!("{path:?}: bad PEM: {}", pem_problem(&e)),
+                    )
+                })?;
                 extra_roots.push(cert);
             }
             if extra_roots.is_empty() {
@@ -287,8 +333,15 @@ impl UploadSettings {
         };
         let https = proxy_var(&["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"])?;
         let http = proxy_var(&["http_proxy", "all_proxy", "ALL_PROXY"])?;
-        let no_proxy = match env("no_proxy").or_else(|| env("NO_PROXY")) {
-            Some(v) => NoProxy::parse(&v),
+        // `HTTP_PROXY` (upper case) is never read, so never checked.
+        let no_proxy = match [("no_proxy", env("no_proxy")), ("NO_PROXY", env("NO_PROXY"))]
+            .into_iter()
+            .find_map(|(name, v)| v.map(|v| (name, v)))
+        {
+            Some((name, v)) => {
+                reject_controls(name, &v)?;
+                NoProxy::try_parse(&v).map_err(|m| err(name, m))?
+            }
             None => NoProxy::default(),
         };
 
@@ -305,6 +358,9 @@ impl UploadSettings {
             },
         };
 
+        let Some(key) = key else {
+            return Ok(None);
+        };
         Ok(Some(UploadSettings {
             key,
             server,
@@ -445,12 +501,156 @@ mod tests {
         assert_eq!(series.path, "/v2/accounts/acme/series");
         assert_eq!(series.host_header(), "ingest.example");
         assert_eq!(s.buffer_samples, 500);
-        let g = settings(&[("DATALOOP_AGENT_KEY", "k"), ("DATALOOP_GRAPHITE", "g")])
+        let g = settings(&[("DATALOOP_AGENT_KEY", "k"), ("DATALOOP_GRAPHITE", "g:2003")])
             .unwrap()
             .unwrap()
             .graphite
             .unwrap();
         assert_eq!((g.tls, g.port), (false, 2003));
+    }
+
+    #[test]
+    fn graphite_needs_an_explicit_port() {
+        let k = ("DATALOOP_AGENT_KEY", "k");
+        for (value, tls, host, port) in [
+            ("localhost:2003", false, "localhost", 2003),
+            ("carbon.example.com:2003", false, "carbon.example.com", 2003),
+            ("tcp://c:2004", false, "c", 2004),
+            ("tls://Carbon:2004", true, "carbon", 2004),
+            ("[::1]:2003", false, "::1", 2003),
+            ("10.0.0.1:1", false, "10.0.0.1", 1),
+        ] {
+            let g = settings(&[k, ("DATALOOP_GRAPHITE", value)])
+                .unwrap()
+                .unwrap()
+                .graphite
+                .unwrap();
+            assert_eq!(
+                (g.tls, g.host.as_str(), g.port),
+                (tls, host, port),
+                "{value}"
+            );
+        }
+        for value in [
+            "nohostport",
+            "garbage",
+            "g",
+            "localhost",
+            "tls://carbon.example.com",
+            "tcp://garbage",
+            "[::1]",
+            "h:",
+            ":2003",
+            "h:0",
+            "u:p@h:2003",
+        ] {
+            let e = settings(&[k, ("DATALOOP_GRAPHITE", value)]).unwrap_err();
+            assert_eq!(e.setting, "DATALOOP_GRAPHITE", "{value}");
+            assert!(e.message.contains("host:port"), "{value}: {}", e.message);
+        }
+    }
+
+    /// Without a key nothing is uploaded, yet a bad upload setting still
+    /// stops start-up; good ones just mean local mode.
+    #[test]
+    fn upload_settings_are_checked_without_a_key_too() {
+        for (var, value) in [
+            ("DATALOOP_GRAPHITE", "nohostport"),
+            ("DATALOOP_SERVER", "https://secret@h/"),
+            ("DATALOOP_SERIES_URL", "https://h/not-series"),
+            ("HTTPS_PROXY", "garbage"),
+        ] {
+            let e = settings(&[(var, value)]).unwrap_err();
+            assert_eq!(e.setting, var, "{value}");
+        }
+        assert!(settings(&[("DATALOOP_GRAPHITE", "carbon:2003")])
+            .unwrap()
+            .is_none());
+        assert!(settings(&[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_proxies_stop_start_up() {
+        let k = ("DATALOOP_AGENT_KEY", "k");
+        for (var, value) in [
+            ("HTTPS_PROXY", "garbage"),
+            ("https_proxy", "garbage"),
+            ("http_proxy", "garbage"),
+            ("ALL_PROXY", "garbage"),
+            ("all_proxy", "garbage"),
+            ("HTTPS_PROXY", "u:p@garbage"),
+            ("HTTPS_PROXY", "http://"),
+            ("HTTPS_PROXY", "http://h:x"),
+            ("NO_PROXY", "example.com,a:b"),
+            ("no_proxy", "10.0.0.0/33"),
+            ("NO_PROXY", "a/b"),
+            ("NO_PROXY", "bad\rhost"),
+        ] {
+            assert_eq!(
+                setting_of(settings(&[k, (var, value)])),
+                var,
+                "{var}={value}"
+            );
+        }
+        // Upper-case HTTP_PROXY is never read (like curl), so never checked.
+        assert!(settings(&[k, ("HTTP_PROXY", "garbage")]).is_ok());
+        for (var, value) in [
+            ("HTTPS_PROXY", "proxy:3128"),
+            ("HTTPS_PROXY", "http://proxy"),
+            ("https_proxy", "http://u:p@proxy.example.com:3128/"),
+            ("http_proxy", "[::1]:3128"),
+            (
+                "NO_PROXY",
+                "localhost, .example.com,10.0.0.0/8 ::1 h:8443 *",
+            ),
+            ("NO_PROXY", ""),
+        ] {
+            assert!(settings(&[k, (var, value)]).is_ok(), "{var}={value}");
+        }
+    }
+
+    #[test]
+    fn messages_never_echo_values_that_can_hold_secrets() {
+        let k = ("DATALOOP_AGENT_KEY", "k");
+        for (var, value) in [
+            ("DATALOOP_SERVER", "https://SEKRIT@127.0.0.1:1/"),
+            ("DATALOOP_SERVER", "https://user:SEKRIT@h/"),
+            ("DATALOOP_SERVER", "https://h/api?key=SEKRIT"),
+            ("DATALOOP_SERVER", "https://h?key=SEKRIT"),
+            ("DATALOOP_SERVER", "https://h/#SEKRIT"),
+            ("DATALOOP_SERVER", "ftp://SEKRIT@h"),
+            ("DATALOOP_SERVER", "SEKRIT"),
+            ("DATALOOP_SERVER", "https://h:SEKRIT/"),
+            ("DATALOOP_SERIES_URL", "https://h/v2/accounts/SEKRIT"),
+            (
+                "DATALOOP_SERIES_URL",
+                "https://SEKRIT@h/v2/accounts/a/series",
+            ),
+            (
+                "DATALOOP_SERIES_URL",
+                "https://h/v2/accounts/a/series?SEKRIT",
+            ),
+            ("DATALOOP_GRAPHITE", "SEKRIT"),
+            ("DATALOOP_GRAPHITE", "SEKRIT@h:2003"),
+            ("DATALOOP_GRAPHITE", "h:SEKRIT"),
+            ("HTTPS_PROXY", "http://u:SEKRIT@"),
+            ("HTTPS_PROXY", "socks5://u:SEKRIT@h:1080"),
+            ("HTTPS_PROXY", "u:SEKRIT@h"),
+            ("https_proxy", "u:SEKRIT@h://x"),
+            ("ALL_PROXY", "http://u:SEKRIT@h:notaport"),
+            ("NO_PROXY", "SEKRIT:x"),
+        ] {
+            let e = settings(&[k, (var, value)]).expect_err(value);
+            assert_eq!(e.setting, var, "{value}");
+            assert!(!e.to_string().contains("SEKRIT"), "{var}={value}: {e}");
+        }
+        let e = settings(&[k, ("DATALOOP_SERVER", "https://SEKRIT@h/")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid DATALOOP_SERVER: user info is not allowed in the URL (the key goes in DATALOOP_AGENT_KEY)"
+        );
+        let e = settings(&[k, ("DATALOOP_SERVER", "ftp://h")]).unwrap_err();
+        assert!(e.message.contains("scheme must be https://"), "{e}");
     }
 
     #[test]
@@ -511,7 +711,7 @@ mod tests {
         assert_eq!(s.proxies.for_target(&t), None);
         let t = parse_url("https://api.example").unwrap();
         assert_eq!(s.proxies.for_target(&t).unwrap().port, 3128);
-        let s = settings(&[("DATALOOP_AGENT_KEY", "k"), ("ALL_PROXY", "all")])
+        let s = settings(&[("DATALOOP_AGENT_KEY", "k"), ("ALL_PROXY", "http://all")])
             .unwrap()
             .unwrap();
         assert_eq!(s.proxies.https.as_ref().unwrap().port, 1080);
