@@ -87,6 +87,18 @@ printf 'GET /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n' > seeds/htt
 printf 'GET /healthz HTTP/1.1\nHost: x\n\n' > seeds/http_request_head/bare-lf
 printf 'GET /metrics HTTP/2.0\r\n\r\n' > seeds/http_request_head/http2
 
+rm -rf seeds/retry_after; mkdir -p seeds/retry_after
+printf '120' > seeds/retry_after/delta-seconds
+printf '0' > seeds/retry_after/delta-zero
+printf '99999999999999999999999' > seeds/retry_after/delta-huge
+printf 'Sun, 06 Nov 1994 08:49:37 GMT' > seeds/retry_after/imf-fixdate
+printf 'Sun, 06 Nov 1994 08:50:07 GMT\nSun, 06 Nov 1994 08:49:37 GMT' > seeds/retry_after/imf-fixdate-with-date
+printf 'Thu, 29 Feb 2024 12:00:00 GMT' > seeds/retry_after/leap-day
+printf 'Mon, 01 Jan 99999999999 00:00:00 GMT' > seeds/retry_after/year-overflow
+printf 'Sunday, 06-Nov-94 08:49:37 GMT' > seeds/retry_after/rfc850
+printf 'Sun Nov  6 08:49:37 1994' > seeds/retry_after/asctime
+printf 'soon' > seeds/retry_after/garbage
+
 for d in seeds/*/; do
     n=$(find "$d" -type f | wc -l)
     [ "$n" -gt 0 ] || { echo "no seeds for $d" >&2; exit 1; }

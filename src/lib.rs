@@ -17,6 +17,7 @@ pub mod procfs;
 pub mod registry;
 pub mod server;
 pub mod sys;
+pub mod time;
 pub mod upload;
 pub mod uuid;
 

@@ -703,6 +703,42 @@ fn retry_after_header_is_read_from_a_real_response() {
     );
 }
 
+/// An absurd `Retry-After` date (the year of the bug report) is no hint:
+/// the retry comes after the normal backoff (500 ms ceiling on the first
+/// failure), not after the 600 s cap, and nothing panics.
+#[test]
+fn absurd_retry_after_date_falls_back_to_backoff() {
+    let tmp = TempFiles::new("retryabsurd");
+    let pki = pki(&["localhost"]);
+    let served_503 = Arc::new(AtomicBool::new(false));
+    let s2 = served_503.clone();
+    let backend = Backend::start(
+        &pki,
+        Box::new(move |r: &Recorded| {
+            if r.path.ends_with("/series") && !s2.swap(true, Ordering::SeqCst) {
+                let date = "Mon, 01 Jan 99999999999 00:00:00 GMT";
+                return (503, vec![("Retry-After".into(), date.into())], Vec::new());
+            }
+            (200, vec![], b"[]".to_vec())
+        }),
+    );
+    let server = format!("https://localhost:{}", backend.addr.port());
+    let mut agent = Agent::new(settings(&tmp, &server, &pki.ca_pem, &[]));
+    agent.push_cycle(&[host().finger], 1_700_000_000.0);
+    assert!(agent.run_until(Duration::from_secs(6), |up| {
+        up.core().counts(Endpoint::Series).unwrap().delivered == 3
+    }));
+    let series: Vec<Instant> = backend
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/series"))
+        .map(|r| r.at)
+        .collect();
+    assert_eq!(series.len(), 2);
+    let gap = series[1] - series[0];
+    assert!(gap < Duration::from_millis(1500), "{gap:?}");
+}
+
 #[test]
 fn a_400_on_a_batch_is_dropped_and_counted() {
     let tmp = TempFiles::new("400");

@@ -87,6 +87,11 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 /// `Retry-After: <seconds>` or `Retry-After: <HTTP-date>`. A date is taken
 /// relative to the response's own `Date` header when present (immune to
 /// clock skew between agent and server), else to `unix_now`.
+///
+/// `None` (no hint: the caller falls back to its own backoff) for anything
+/// unparsable, including a date [`parse_http_date`] rejects as out of
+/// range; only a well-formed value asking for too long is capped at
+/// [`MAX_RETRY_AFTER`]. An unusable `Date` header just means `unix_now`.
 pub fn parse_retry_after(value: &[u8], date: Option<&[u8]>, unix_now: u64) -> Option<Duration> {
     let text = std::str::from_utf8(value).ok()?.trim();
     let delay = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
@@ -102,13 +107,25 @@ pub fn parse_retry_after(value: &[u8], date: Option<&[u8]>, unix_now: u64) -> Op
     Some(delay.min(MAX_RETRY_AFTER))
 }
 
+/// Years an HTTP-date may carry: the 4-digit years (RFC 9110 §5.6.7) from
+/// the Unix epoch on. Anything else is not a date a server means.
+pub const HTTP_DATE_YEARS: std::ops::RangeInclusive<i64> = 1970..=crate::time::MAX_YEAR;
+
 /// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) → Unix seconds. The
 /// obsolete RFC 850 and asctime forms are not accepted (RFC 9110 §5.6.7
-/// says senders must use IMF-fixdate).
+/// says senders must use IMF-fixdate). Strict about the shape (a day name,
+/// two-digit day and time fields, a four-digit year in [`HTTP_DATE_YEARS`],
+/// a date that exists) but not about the day name matching the date.
 pub fn parse_http_date(s: &str) -> Option<u64> {
-    let rest = s.get(5..)?; // "Sun, "
+    let (weekday, rest) = s.split_once(", ")?;
+    if !matches!(
+        weekday,
+        "Mon" | "Tue" | "Wed" | "Thu" | "Fri" | "Sat" | "Sun"
+    ) {
+        return None;
+    }
     let mut it = rest.split(' ');
-    let day: u64 = it.next()?.parse().ok()?;
+    let day = digits(it.next()?, 2)?;
     let month = match it.next()? {
         "Jan" => 1,
         "Feb" => 2,
@@ -124,18 +141,30 @@ pub fn parse_http_date(s: &str) -> Option<u64> {
         "Dec" => 12,
         _ => return None,
     };
-    let year: i64 = it.next()?.parse().ok()?;
+    let year = i64::from(digits(it.next()?, 4)?);
     let mut hms = it.next()?.split(':');
-    let h: u64 = hms.next()?.parse().ok()?;
-    let m: u64 = hms.next()?.parse().ok()?;
-    let sec: u64 = hms.next()?.parse().ok()?;
-    if it.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+    let h = digits(hms.next()?, 2)?;
+    let m = digits(hms.next()?, 2)?;
+    let sec = digits(hms.next()?, 2)?;
+    if hms.next().is_some() || it.next()? != "GMT" || it.next().is_some() {
         return None;
     }
-    let days = crate::docker::api::days_from_civil(year, month, day as u32);
-    u64::try_from(days)
-        .ok()
-        .map(|d| d * 86_400 + h * 3600 + m * 60 + sec)
+    if !HTTP_DATE_YEARS.contains(&year) {
+        return None;
+    }
+    let secs = crate::time::unix_seconds(year, month, day, h, m, sec)?;
+    u64::try_from(secs).ok()
+}
+
+/// A field of exactly `len` ASCII digits (no sign, no spaces).
+fn digits(field: &str, len: usize) -> Option<u32> {
+    if field.len() != len {
+        return None;
+    }
+    field.bytes().try_fold(0u32, |acc, b| {
+        b.is_ascii_digit()
+            .then(|| acc.checked_mul(10)?.checked_add(u32::from(b - b'0')))?
+    })
 }
 
 #[cfg(test)]
@@ -225,5 +254,124 @@ mod tests {
         assert_eq!(parse_retry_after(b"-5", None, 0), None);
         assert_eq!(parse_retry_after(b"soon", None, 0), None);
         assert_eq!(parse_retry_after(b"\xff", None, 0), None);
+    }
+
+    /// The header from the bug report: an 11-digit year used to give the
+    /// 600 s cap (and a 12-digit one overflowed, panicking a debug build).
+    const OVERFLOW: &[u8] = b"Mon, 01 Jan 99999999999 00:00:00 GMT";
+
+    #[test]
+    fn absurd_retry_after_dates_are_no_hint() {
+        let now = 1_700_000_000;
+        let values: [&[u8]; 6] = [
+            OVERFLOW,
+            b"Mon, 01 Jan 999999999999 00:00:00 GMT",
+            b"Mon, 01 Jan 9223372036854775807 00:00:00 GMT",
+            b"Mon, 01 Jan 99999999999999999999 00:00:00 GMT",
+            b"Mon, 01 Jan -9223372036854775808 00:00:00 GMT",
+            b"Mon, 01 Jan 10000 00:00:00 GMT",
+        ];
+        for value in values {
+            let shown = String::from_utf8_lossy(value);
+            assert_eq!(parse_retry_after(value, None, now), None, "{shown}");
+            assert_eq!(parse_retry_after(value, Some(value), now), None, "{shown}");
+            let date = Some(&b"Mon, 13 Nov 2023 22:13:20 GMT"[..]);
+            assert_eq!(parse_retry_after(value, date, now), None, "{shown}");
+        }
+        // An absurd Date header is ignored in favour of the local clock.
+        assert_eq!(
+            parse_retry_after(b"Tue, 14 Nov 2023 22:13:30 GMT", Some(OVERFLOW), now),
+            Some(Duration::from_secs(10))
+        );
+    }
+
+    #[test]
+    fn http_date_years_are_bounded() {
+        let with_year = |y: &str| parse_http_date(&format!("Mon, 01 Jan {y} 00:00:00 GMT"));
+        for year in [
+            "0",
+            "0000",
+            "1969",
+            "-1",
+            "-001",
+            "+999",
+            "10000",
+            "99999999999",
+            "999999999999",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "18446744073709551616",
+            "94",
+            "",
+        ] {
+            assert_eq!(with_year(year), None, "{year}");
+        }
+        assert_eq!(with_year("1970"), Some(0));
+        assert_eq!(
+            parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(253_402_300_799)
+        );
+    }
+
+    #[test]
+    fn http_dates_that_do_not_exist_are_rejected() {
+        for s in [
+            "Mon, 00 Jan 2024 00:00:00 GMT",
+            "Mon, 32 Jan 2024 00:00:00 GMT",
+            "Mon, 99 Jan 2024 00:00:00 GMT",
+            "Wed, 31 Apr 2024 00:00:00 GMT",
+            "Wed, 29 Feb 2023 00:00:00 GMT",
+            "Thu, 29 Feb 1900 00:00:00 GMT",
+            "Mon, 01 Jan 2024 24:00:00 GMT",
+            "Mon, 01 Jan 2024 00:60:00 GMT",
+            "Mon, 01 Jan 2024 00:00:61 GMT",
+        ] {
+            assert_eq!(parse_http_date(s), None, "{s}");
+        }
+        assert_eq!(
+            parse_http_date("Tue, 29 Feb 2000 00:00:00 GMT"),
+            Some(951_782_400)
+        );
+        // A leap second counts as the first second of the next minute.
+        assert_eq!(
+            parse_http_date("Sat, 31 Dec 2016 23:59:60 GMT"),
+            Some(1_483_228_800)
+        );
+    }
+
+    #[test]
+    fn http_date_shape_is_strict() {
+        for s in [
+            "Sun, 06 jan 1994 08:49:37 GMT",
+            "Sun, 06 JAN 1994 08:49:37 GMT",
+            "Sun, 06 January 1994 08:49:37 GMT",
+            "Sun, 06 Jan. 1994 08:49:37 GMT",
+            "Sun, 06  1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 gmt",
+            "Sun, 06 Nov 1994 08:49:37 GMT extra",
+            "Sun, 06 Nov 1994 08:49:37:00 GMT",
+            "Sun, 06 Nov 1994 08:49 GMT",
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+            "Sun, +6 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 8:49:37 GMT",
+            "Sun, 06 Nov 1994 -8:49:37 GMT",
+            "Sun, 06 Nov 1994 +8:49:37 GMT",
+            "Foo, 06 Nov 1994 08:49:37 GMT",
+            "Sun 06 Nov 1994 08:49:37 GMT",
+            "06 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 GMT\0",
+            "Sun, \u{e9}6 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 \u{e9}",
+            "\u{e9}, 06 Nov 1994 08:49:37 GMT",
+            ",",
+            ", ",
+        ] {
+            assert_eq!(parse_http_date(s), None, "{s}");
+        }
+        // The day name is not checked against the date.
+        assert_eq!(
+            parse_http_date("Mon, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
     }
 }
