@@ -3,9 +3,11 @@
 
 use crate::http::response::excerpt;
 use crate::registry::ContainerInfo;
+use crate::time;
 use core::fmt;
 use miniserde::json::{Number, Value};
 use miniserde::Deserialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// A Docker reply that could not be turned into the values the agent needs.
@@ -68,13 +70,79 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-/// UTF-8 check + miniserde, mapping every failure to [`ApiError::Malformed`].
+/// miniserde over a reply, mapping every failure to [`ApiError::Malformed`].
+/// A name or label a daemon passes through from its user may hold bytes
+/// that are not UTF-8, or a `\uD800` escape with no pair: both become
+/// U+FFFD ([`json_text`]) so that one odd container never costs the whole
+/// reply.
 pub(crate) fn parse_json<T: miniserde::Deserialize>(
     what: &'static str,
     body: &[u8],
 ) -> Result<T, ApiError> {
-    let text = core::str::from_utf8(body).map_err(|_| ApiError::malformed(what, body))?;
-    miniserde::json::from_str(text).map_err(|_| ApiError::malformed(what, body))
+    miniserde::json::from_str(&json_text(body)).map_err(|_| ApiError::malformed(what, body))
+}
+
+/// The reply as JSON text miniserde accepts: invalid UTF-8 sequences become
+/// U+FFFD, and so does every `\u` escape of a UTF-16 surrogate that is not
+/// half of a pair. Borrows the body when there is nothing to replace (the
+/// usual case): no allocation.
+pub fn json_text(body: &[u8]) -> Cow<'_, str> {
+    let text = String::from_utf8_lossy(body);
+    match first_lone_surrogate(text.as_bytes()) {
+        None => text,
+        Some(_) => Cow::Owned(replace_lone_surrogates(&text)),
+    }
+}
+
+fn hex4(b: &[u8]) -> Option<u16> {
+    let digits = core::str::from_utf8(b.get(..4)?).ok()?;
+    if !digits.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    u16::from_str_radix(digits, 16).ok()
+}
+
+/// Offset of the first `\uXXXX` escape of a lone surrogate, skipping
+/// surrogate pairs and escaped backslashes.
+fn first_lone_surrogate(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if b.get(i + 1) != Some(&b'u') {
+            i += 2;
+            continue;
+        }
+        match hex4(&b[i + 2..]) {
+            Some(0xD800..=0xDBFF) => {
+                let low = (b.get(i + 6..i + 8) == Some(b"\\u"))
+                    .then(|| hex4(&b[i + 8..]))
+                    .flatten();
+                if matches!(low, Some(0xDC00..=0xDFFF)) {
+                    i += 12;
+                } else {
+                    return Some(i);
+                }
+            }
+            Some(0xDC00..=0xDFFF) => return Some(i),
+            _ => i += 2,
+        }
+    }
+    None
+}
+
+fn replace_lone_surrogates(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = first_lone_surrogate(rest.as_bytes()) {
+        out.push_str(&rest[..at]);
+        out.push_str("\\uFFFD");
+        rest = &rest[at + 6..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Longest message [`error_message`] returns.
@@ -404,15 +472,6 @@ pub fn parse_rfc3339(s: &str) -> Option<f64> {
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || day == 0
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
     let mut i = 19;
     let mut nanos: u32 = 0;
     if sep(i, b'.') {
@@ -450,37 +509,13 @@ pub fn parse_rfc3339(s: &str) -> Option<f64> {
         }
         _ => return None,
     };
-    let days = days_from_civil(i64::from(year), month, day);
-    let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset_secs;
+    // Validates the date (no 2023-02-29) and the time of day.
+    let secs = time::unix_seconds(i64::from(year), month, day, hour, minute, second)?
+        .checked_sub(offset_secs)?;
     if secs < 0 {
         return None;
     }
     Some(secs as f64 + f64::from(nanos) / 1e9)
-}
-
-fn is_leap(year: u32) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
-/// `days_from_civil`).
-pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = i64::from((month + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 // ---------------------------------------------------------------------------
@@ -623,6 +658,71 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         );
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Twenty containers, one of which has a name with bytes that are not
+    /// UTF-8 and a label with a lone surrogate escape: all twenty are
+    /// listed, the odd strings with U+FFFD in place of what could not be
+    /// read.
+    #[test]
+    fn one_odd_container_does_not_cost_the_list() {
+        let entry = |i: usize, name: &[u8], label: &str| {
+            let mut e = format!(r#"{{"Id":"{:064x}","Names":["/"#, i).into_bytes();
+            e.extend_from_slice(name);
+            e.extend_from_slice(
+                format!(r#""],"Image":"busy","State":"running","Labels":{{"k":"{label}"}}}}"#)
+                    .as_bytes(),
+            );
+            e
+        };
+        for (name, label, want_name, want_label) in [
+            (
+                &b"odd\xff\xfename"[..],
+                "ok",
+                "odd\u{FFFD}\u{FFFD}name",
+                "ok",
+            ),
+            (b"odd", r"a\ud800b", "odd", "a\u{FFFD}b"),
+            (b"odd", r"a\udc00", "odd", "a\u{FFFD}"),
+            (b"odd", r"\ud800\ud800\udc00", "odd", "\u{FFFD}\u{10000}"),
+            (b"odd\xc3", r"x\ud83d", "odd\u{FFFD}", "x\u{FFFD}"),
+        ] {
+            let mut body = b"[".to_vec();
+            for i in 0..20 {
+                if i > 0 {
+                    body.push(b',');
+                }
+                if i == 7 {
+                    body.extend(entry(i, name, label));
+                } else {
+                    body.extend(entry(i, format!("c{i}").as_bytes(), "v"));
+                }
+            }
+            body.push(b']');
+            let list = parse_container_list(&body)
+                .unwrap_or_else(|e| panic!("{e} for {:?}", String::from_utf8_lossy(&body)));
+            assert_eq!(list.len(), 20);
+            assert_eq!(list[7].name(), Some(want_name));
+            assert_eq!(list[7].labels, vec![("k".into(), want_label.into())]);
+            assert_eq!(list[8].name(), Some("c8"));
+        }
+    }
+
+    #[test]
+    fn json_text_borrows_and_keeps_valid_escapes() {
+        let valid = br#"{"a":"\\ud800 is text, \ud83d\ude00 a pair, \u00e9"}"#;
+        assert!(matches!(json_text(valid), Cow::Borrowed(_)));
+        let v: Value = miniserde::json::from_str(&json_text(valid)).unwrap();
+        let Value::Object(o) = v else { panic!() };
+        assert!(
+            matches!(&o["a"], Value::String(s) if s == "\\ud800 is text, \u{1F600} a pair, \u{e9}")
+        );
+        // Why the pass exists: miniserde refuses a lone surrogate outright.
+        assert!(miniserde::json::from_str::<Value>(r#"["a\ud800b"]"#).is_err());
+        // Truncated escapes are left for the parser to reject.
+        for bad in [&br#"["\ud8"]"#[..], br#"["\ud800\u"]"#, br#"["\"#] {
+            assert!(parse_container_list(bad).is_err());
+        }
     }
 
     #[test]
@@ -933,25 +1033,6 @@ mod tests {
             parse_rfc3339("1970-01-01T00:00:01.1234567891234Z"),
             Some(1.123_456_789)
         );
-    }
-
-    #[test]
-    fn civil_days_against_known_dates() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(days_from_civil(1969, 12, 31), -1);
-        assert_eq!(days_from_civil(1, 1, 1), -719_162);
-        // Every day from 1969 to 2101 is one after the previous.
-        let mut prev = days_from_civil(1968, 12, 31);
-        for year in 1969..=2101 {
-            for month in 1..=12 {
-                for day in 1..=days_in_month(year, month) {
-                    let d = days_from_civil(i64::from(year), month, day);
-                    assert_eq!(d, prev + 1, "{year}-{month}-{day}");
-                    prev = d;
-                }
-            }
-        }
     }
 
     #[test]
