@@ -1016,7 +1016,7 @@ fn fake_head(status: &str, content_type: &str) -> String {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let days = (secs / 86_400) as i64;
-    let (y, m, d) = civil(days);
+    let (y, m, d) = crate::time::civil_from_days(days);
     let rem = secs % 86_400;
     const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
@@ -1059,19 +1059,6 @@ fn fake_reply(status: &str, content_type: &str, body: &[u8], close: bool) -> Vec
     out
 }
 
-/// Days since 1970-01-01 → (year, month, day) (Howard Hinnant's civil_from_days).
-pub fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = (if mp < 10 { mp + 3 } else { mp - 9 }) as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// Unix seconds → Go's RFC3339Nano (`2023-11-14T22:13:20.5Z`); 0 → Docker's never-set time.
 fn rfc3339_nano(t: f64) -> String {
     if t <= 0.0 || !t.is_finite() {
@@ -1079,7 +1066,7 @@ fn rfc3339_nano(t: f64) -> String {
     }
     let secs = t.floor() as u64;
     let nanos = ((t - t.floor()) * 1e9).round().min(999_999_999.0) as u32;
-    let (y, m, d) = civil((secs / 86_400) as i64);
+    let (y, m, d) = crate::time::civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
     let mut s = format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
@@ -1605,7 +1592,7 @@ mod fake_daemon_tests {
         assert_eq!(rfc3339_nano(0.0), "0001-01-01T00:00:00Z");
         assert_eq!(rfc3339_nano(1_700_000_000.0), "2023-11-14T22:13:20Z");
         assert_eq!(rfc3339_nano(1_795_561_048.25), "2026-11-24T22:57:28.25Z");
-        assert_eq!(civil(0), (1970, 1, 1));
-        assert_eq!(civil(19_782), (2024, 2, 29));
+        assert_eq!(crate::time::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(crate::time::civil_from_days(19_782), (2024, 2, 29));
     }
 }

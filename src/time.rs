@@ -70,6 +70,20 @@ pub fn unix_seconds(
         .checked_add(time_of_day)
 }
 
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +164,12 @@ mod tests {
         assert_eq!(unix_seconds(2024, 1, 1, 0, 60, 0), None);
         assert_eq!(unix_seconds(2024, 1, 1, 0, 0, 61), None);
         assert_eq!(unix_seconds(2024, 1, 1, u32::MAX, u32::MAX, u32::MAX), None);
+    }
+
+    #[test]
+    fn civil_dates_cross_leap_years() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
     }
 }

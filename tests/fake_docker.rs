@@ -501,7 +501,7 @@ fn info_body(flavor: Flavor, running: usize) -> String {
 }
 
 fn rfc3339(secs: u64) -> String {
-    let (y, m, d) = outlyer_agent::testkit::civil((secs / 86_400) as i64);
+    let (y, m, d) = outlyer_agent::time::civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.123456789Z",
