@@ -452,6 +452,8 @@ run_line() {
     host_view_checks "$label" "$m"
     check "$label: /metrics does not list the agent itself" \
         bash -c "! grep -Eq 'name=\"$name\"|${id:0:12}' '$m'"
+    check "$label: the agent logs once that it runs in container ${id:0:12}" \
+        bash -c "[ \"\$(command docker logs '$name' 2>&1 | grep -c 'running in container ${id:0:12}')\" = 1 ]"
 
     pid=$(command docker inspect -f '{{.State.Pid}}' "$name")
     if [ -r "/proc/$pid/status" ]; then
