@@ -6,9 +6,10 @@
 
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
+use std::panic::Location;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 static DEBUG: AtomicBool = AtomicBool::new(false);
 static SECRET: OnceLock<String> = OnceLock::new();
@@ -36,13 +37,112 @@ pub fn scrub(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Lines one call site may write per [`FLOOD_WINDOW`]; past that they are
+/// counted, not written, and the count is logged with the site's next line
+/// after the window (`… repeated 50000 times in 10 s`). A daemon that sends
+/// garbage cannot fill a disk through the log.
+pub const FLOOD_BURST: u32 = 100;
+/// See [`FLOOD_BURST`].
+pub const FLOOD_WINDOW: Duration = Duration::from_secs(10);
+
+/// One call site's share of the current window.
+#[derive(Clone, Copy, Debug)]
+struct Site {
+    at: &'static Location<'static>,
+    window_start: Instant,
+    shown: u32,
+    hidden: u64,
+}
+
+/// The per-call-site counts: as many entries as the code has log lines
+/// that ever fired, so bounded by the source.
+#[derive(Debug, Default)]
+pub struct Flood {
+    sites: Vec<Site>,
+}
+
+/// What [`Flood::admit`] decides for one line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// Write it.
+    Show,
+    /// Write first that `n` lines of this site were left out, then it.
+    ShowAfterHidden(u64),
+    /// Leave it out (counted).
+    Hide,
+}
+
+impl Flood {
+    pub fn admit(&mut self, at: &'static Location<'static>, now: Instant) -> Admit {
+        let site = match self
+            .sites
+            .iter_mut()
+            .find(|s| std::ptr::eq(s.at, at) || *s.at == *at)
+        {
+            Some(s) => s,
+            None => {
+                self.sites.push(Site {
+                    at,
+                    window_start: now,
+                    shown: 0,
+                    hidden: 0,
+                });
+                self.sites.last_mut().expect("just pushed")
+            }
+        };
+        if now.saturating_duration_since(site.window_start) >= FLOOD_WINDOW {
+            let hidden = std::mem::take(&mut site.hidden);
+            site.window_start = now;
+            site.shown = 1;
+            return if hidden > 0 {
+                Admit::ShowAfterHidden(hidden)
+            } else {
+                Admit::Show
+            };
+        }
+        if site.shown < FLOOD_BURST {
+            site.shown += 1;
+            Admit::Show
+        } else {
+            site.hidden += 1;
+            Admit::Hide
+        }
+    }
+}
+
+static FLOOD: Mutex<Flood> = Mutex::new(Flood { sites: Vec::new() });
+
+/// Writes one line for the calling log macro's site, unless that site is
+/// flooding ([`FLOOD_BURST`]).
 #[doc(hidden)]
+#[track_caller]
 pub fn write(level: &str, args: fmt::Arguments<'_>) {
+    let at = Location::caller();
+    let admit = match FLOOD.lock() {
+        Ok(mut f) => f.admit(at, Instant::now()),
+        Err(_) => Admit::Show,
+    };
+    let now = SystemTime::now();
+    let mut out = String::with_capacity(160);
+    match admit {
+        Admit::Hide => return,
+        Admit::Show => {}
+        Admit::ShowAfterHidden(n) => {
+            write_timestamp(&mut out, now);
+            let _ = writeln!(
+                out,
+                " {level} log: the line below (from {}:{}) repeated {n} times in the last {} s, not shown",
+                at.file(),
+                at.line(),
+                FLOOD_WINDOW.as_secs()
+            );
+        }
+    }
     let mut line = String::with_capacity(160);
-    write_timestamp(&mut line, SystemTime::now());
+    write_timestamp(&mut line, now);
     let _ = write!(line, " {level} {args}");
     // One line per event: fold any newline a message carried.
-    let mut out = scrub(&line).replace(['\n', '\r'], " ");
+    out.push_str(&scrub(&line).replace(['\n', '\r'], " "));
     out.push('\n');
     let _ = std::io::stderr().lock().write_all(out.as_bytes());
 }
@@ -91,6 +191,47 @@ macro_rules! debug {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[track_caller]
+    fn site() -> &'static Location<'static> {
+        Location::caller()
+    }
+
+    /// A flood from one site: the first FLOOD_BURST lines of a window, then
+    /// nothing until the window is over, then the count with the next
+    /// line; another site is not held back meanwhile.
+    #[test]
+    fn a_flooding_site_is_counted_not_written() {
+        let (a, b) = (site(), site());
+        assert_ne!(a, b);
+        let mut f = Flood::default();
+        let t0 = Instant::now();
+        let mut shown = 0;
+        for i in 0..50_000u32 {
+            let now = t0 + Duration::from_micros(u64::from(i) * 100); // 5 s in all
+            if f.admit(a, now) == Admit::Show {
+                shown += 1;
+            }
+        }
+        assert_eq!(shown, FLOOD_BURST);
+        assert_eq!(f.admit(b, t0 + Duration::from_secs(5)), Admit::Show);
+        assert_eq!(
+            f.admit(a, t0 + FLOOD_WINDOW),
+            Admit::ShowAfterHidden(50_000 - u64::from(FLOOD_BURST))
+        );
+        // The new window starts with that line: FLOOD_BURST - 1 more shown.
+        let later = t0 + FLOOD_WINDOW + Duration::from_secs(1);
+        let more = (0..200)
+            .filter(|_| f.admit(a, later) == Admit::Show)
+            .count();
+        assert_eq!(more as u32, FLOOD_BURST - 1);
+        // A quiet site's lines are all shown, window after window.
+        for w in 0..5u32 {
+            let now = t0 + FLOOD_WINDOW * (w + 2);
+            assert_eq!(f.admit(b, now), Admit::Show);
+        }
+        assert_eq!(f.sites.len(), 2);
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc() {

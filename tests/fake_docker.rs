@@ -1356,6 +1356,47 @@ fn malformed_event_line_does_not_lose_later_events() {
     assert!(has_container(&agent.metrics(), &first.name));
 }
 
+/// A daemon that sends garbage event lines without end: the agent keeps
+/// following the stream, but its log holds a bounded number of lines per
+/// window, then one count of what it left out.
+#[test]
+fn a_flood_of_garbage_events_is_counted_not_logged() {
+    let mut fake = FakeDocker::start(Flavor::Docker29);
+    let first = fake.add(&unique_name("flood-a"), "nginx:1.27");
+    let mut agent = agent_for(&fake);
+    wait_shown(&agent, &first.name, SHOW);
+    wait_until(Duration::from_secs(5), POLL, || fake.subscribers() >= 1)
+        .expect("agent subscribed to events");
+    let before = agent.stderr().lines().count();
+    let sent = 20_000;
+    let batch = "{\"Type\":\"container\",\"Action\":[}\n".repeat(100);
+    for _ in 0..sent / 100 {
+        fake.emit_raw(&batch);
+    }
+    // The stream still carries real events after the garbage.
+    let second = fake.start_container(&unique_name("flood-b"), "nginx:1.27");
+    wait_shown(&agent, &second.name, Duration::from_secs(10));
+    let during = agent.stderr().lines().count() - before;
+    println!("garbage event lines sent: {sent}; log lines written: {during}");
+    assert!(
+        during <= 250,
+        "{during} log lines for {sent} garbage events"
+    );
+    // Past the window, the next line of that site brings the count.
+    std::thread::sleep(Duration::from_millis(10_500));
+    fake.emit_raw("{\"Type\":\"container\",\"Action\":[}\n");
+    let counted = wait_until(Duration::from_secs(5), POLL, || {
+        agent.stderr().contains("times in the last 10 s, not shown")
+    });
+    assert!(
+        counted.is_some(),
+        "no count of the hidden lines:\n{}",
+        agent.stderr()
+    );
+    assert!(agent.is_running());
+    assert!(has_container(&agent.metrics(), &first.name));
+}
+
 #[test]
 fn replies_dripped_one_byte_at_a_time_are_parsed() {
     let mut fake = FakeDocker::start(Flavor::Docker17);

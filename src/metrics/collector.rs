@@ -56,6 +56,8 @@ const SPEC_EVERY: u64 = 30;
 const MAX_LOAD_TASKS: usize = 256;
 
 /// One log line; the single place to swap for the logging module's macros.
+/// The caller's line is the site the flood limit counts by.
+#[track_caller]
 fn log_line(args: std::fmt::Arguments<'_>) {
     crate::log::write("info", format_args!("collector: {args}"));
 }
