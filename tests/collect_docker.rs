@@ -398,7 +398,7 @@ fn cpu_memory_blkio_against_docker_stats() {
     }
     eprintln!("dd: fs writes {writes0} → {writes}");
     let dd_path = c.cgroup_path(&infos[2].id).unwrap();
-    if writes < writes0 + 32.0 * 1024.0 * 1024.0 && !kernel_counted_block_io(&dd_path) {
+    if writes < writes0 + 32.0 * 1024.0 * 1024.0 && !kernel_counted_block_io(dd_path) {
         // Some kernels (seen on 6.18 with v1 blkio) count no block IO in
         // any cgroup, even for O_DIRECT writes: there the agent can only
         // agree with the kernel's zero.
