@@ -37,7 +37,8 @@ pub fn scrub(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Lines one call site may write per [`FLOOD_WINDOW`]; past that they are
+/// Lines one call site may write per [`FLOOD_WINDOW`] at levels other than
+/// `info` (which are never held back); past that they are
 /// counted, not written, and the count is logged with the site's next line
 /// after the window (`… repeated 50000 times in 10 s`). A daemon that sends
 /// garbage cannot fill a disk through the log.
@@ -118,9 +119,11 @@ static FLOOD: Mutex<Flood> = Mutex::new(Flood { sites: Vec::new() });
 #[track_caller]
 pub fn write(level: &str, args: fmt::Arguments<'_>) {
     let at = Location::caller();
+    // Info lines (one per container tracked, say) are never held back;
+    // warnings, errors and debug lines are what floods are made of.
     let admit = match FLOOD.lock() {
-        Ok(mut f) => f.admit(at, Instant::now()),
-        Err(_) => Admit::Show,
+        Ok(mut f) if level != "info" => f.admit(at, Instant::now()),
+        _ => Admit::Show,
     };
     let now = SystemTime::now();
     let mut out = String::with_capacity(160);
