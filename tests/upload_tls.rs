@@ -668,9 +668,10 @@ fn backend_down_then_back_over_real_sockets() {
     assert_eq!(series_samples(&backend.requests()) as u64, c.produced);
 }
 
-#[test]
-fn retry_after_header_is_read_from_a_real_response() {
-    let tmp = TempFiles::new("retryafter");
+/// The gap between the first series post, answered 503 with
+/// `Retry-After: <retry_after>`, and its retry, against a real TLS backend.
+fn retry_gap_after_503(tag: &str, retry_after: &'static str) -> Duration {
+    let tmp = TempFiles::new(tag);
     let pki = pki(&["localhost"]);
     let served_503 = Arc::new(AtomicBool::new(false));
     let s2 = served_503.clone();
@@ -678,7 +679,11 @@ fn retry_after_header_is_read_from_a_real_response() {
         &pki,
         Box::new(move |r: &Recorded| {
             if r.path.ends_with("/series") && !s2.swap(true, Ordering::SeqCst) {
-                return (503, vec![("Retry-After".into(), "2".into())], Vec::new());
+                return (
+                    503,
+                    vec![("Retry-After".into(), retry_after.into())],
+                    Vec::new(),
+                );
             }
             (200, vec![], b"[]".to_vec())
         }),
@@ -696,7 +701,12 @@ fn retry_after_header_is_read_from_a_real_response() {
         .map(|r| r.at)
         .collect();
     assert_eq!(series.len(), 2);
-    let gap = series[1] - series[0];
+    series[1] - series[0]
+}
+
+#[test]
+fn retry_after_header_is_read_from_a_real_response() {
+    let gap = retry_gap_after_503("retryafter", "2");
     assert!(
         gap >= Duration::from_millis(1900) && gap < Duration::from_millis(3500),
         "{gap:?}"
@@ -708,34 +718,7 @@ fn retry_after_header_is_read_from_a_real_response() {
 /// failure), not after the 600 s cap, and nothing panics.
 #[test]
 fn absurd_retry_after_date_falls_back_to_backoff() {
-    let tmp = TempFiles::new("retryabsurd");
-    let pki = pki(&["localhost"]);
-    let served_503 = Arc::new(AtomicBool::new(false));
-    let s2 = served_503.clone();
-    let backend = Backend::start(
-        &pki,
-        Box::new(move |r: &Recorded| {
-            if r.path.ends_with("/series") && !s2.swap(true, Ordering::SeqCst) {
-                let date = "Mon, 01 Jan 99999999999 00:00:00 GMT";
-                return (503, vec![("Retry-After".into(), date.into())], Vec::new());
-            }
-            (200, vec![], b"[]".to_vec())
-        }),
-    );
-    let server = format!("https://localhost:{}", backend.addr.port());
-    let mut agent = Agent::new(settings(&tmp, &server, &pki.ca_pem, &[]));
-    agent.push_cycle(&[host().finger], 1_700_000_000.0);
-    assert!(agent.run_until(Duration::from_secs(6), |up| {
-        up.core().counts(Endpoint::Series).unwrap().delivered == 3
-    }));
-    let series: Vec<Instant> = backend
-        .requests()
-        .iter()
-        .filter(|r| r.path.ends_with("/series"))
-        .map(|r| r.at)
-        .collect();
-    assert_eq!(series.len(), 2);
-    let gap = series[1] - series[0];
+    let gap = retry_gap_after_503("retryabsurd", "Mon, 01 Jan 99999999999 00:00:00 GMT");
     assert!(gap < Duration::from_millis(1500), "{gap:?}");
 }
 
