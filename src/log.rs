@@ -75,11 +75,7 @@ pub enum Admit {
 
 impl Flood {
     pub fn admit(&mut self, at: &'static Location<'static>, now: Instant) -> Admit {
-        let site = match self
-            .sites
-            .iter_mut()
-            .find(|s| std::ptr::eq(s.at, at) || *s.at == *at)
-        {
+        let site = match self.sites.iter_mut().find(|s| *s.at == *at) {
             Some(s) => s,
             None => {
                 self.sites.push(Site {

@@ -88,10 +88,20 @@ pub(crate) fn parse_json<T: miniserde::Deserialize>(
 /// usual case): no allocation.
 pub fn json_text(body: &[u8]) -> Cow<'_, str> {
     let text = String::from_utf8_lossy(body);
-    match first_lone_surrogate(text.as_bytes()) {
-        None => text,
-        Some(_) => Cow::Owned(replace_lone_surrogates(&text)),
+    let Some(first) = first_lone_surrogate(text.as_bytes()) else {
+        return text;
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest: &str = &text;
+    let mut at = Some(first);
+    while let Some(i) = at {
+        out.push_str(&rest[..i]);
+        out.push_str("\\uFFFD");
+        rest = &rest[i + 6..];
+        at = first_lone_surrogate(rest.as_bytes());
     }
+    out.push_str(rest);
+    Cow::Owned(out)
 }
 
 fn hex4(b: &[u8]) -> Option<u16> {
@@ -131,18 +141,6 @@ fn first_lone_surrogate(b: &[u8]) -> Option<usize> {
         }
     }
     None
-}
-
-fn replace_lone_surrogates(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = first_lone_surrogate(rest.as_bytes()) {
-        out.push_str(&rest[..at]);
-        out.push_str("\\uFFFD");
-        rest = &rest[at + 6..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Longest message [`error_message`] returns.
