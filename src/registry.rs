@@ -177,13 +177,6 @@ pub fn container_ids(text: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-/// [`container_ids`], owned.
-pub fn container_ids_in(text: &[u8]) -> Vec<String> {
-    container_ids(text)
-        .map(|id| String::from_utf8_lossy(id).into_owned())
-        .collect()
-}
-
 const K8S_NAMESPACE: &str = "io.kubernetes.pod.namespace";
 const K8S_POD_UID: &str = "io.kubernetes.pod.uid";
 const K8S_DOCKER_TYPE: &str = "io.kubernetes.docker.type";
@@ -378,6 +371,13 @@ pub fn derive_host_fingerprint(host_id: &str, name: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`container_ids`], owned.
+    fn container_ids_in(text: &[u8]) -> Vec<String> {
+        container_ids(text)
+            .map(|id| String::from_utf8_lossy(id).into_owned())
+            .collect()
+    }
 
     #[test]
     fn registry_is_keyed_by_id_in_order() {
