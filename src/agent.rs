@@ -8,14 +8,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::config::{self, Command, Config};
+use crate::config::Config;
 use crate::docker::api::{error_message, parse_container_list, parse_info, parse_inspect};
 use crate::docker::client::{DockerClient, Output, Request};
 use crate::docker::events::{events_path, ContainerEvent, EventAction};
 use crate::docker::version::{parse_version_body, ApiVersion};
 use crate::metrics::Collector;
+use crate::pages::Pages;
 use crate::registry::{self, ContainerInfo, Registry, SelfIdentity};
-use crate::server::{self, Body, Handler, Response, Server, StreamState};
+use crate::server::{Server, StreamState};
 use crate::sys::SignalFd;
 use crate::upload::{processes_of_pids, HostIdentity, UploadSettings, Uploader};
 use crate::{debug, error, info, warn};
@@ -37,83 +38,8 @@ const ONCE_SYNC_WAIT: Duration = Duration::from_secs(5);
 /// SIGTERM/SIGINT: deregistering and flushing may take this long at most.
 const SHUTDOWN_LIMIT: Duration = Duration::from_millis(4800);
 
-/// Process entry: parses the command line and runs. Returns the exit code.
-pub fn main_entry() -> i32 {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    // Registered before anything is parsed, so that no start-up message can
-    // carry the key either (messages never quote such values; this is the
-    // second line of defence).
-    if let Ok(key) = std::env::var("DATALOOP_AGENT_KEY") {
-        crate::log::set_secret(key.trim());
-    }
-    let command = config::parse(args, |k| std::env::var(k).ok(), |p| p.exists());
-    match command {
-        Err(e) => {
-            eprintln!("outlyer-agent: {}", crate::log::scrub(&e.to_string()));
-            2
-        }
-        Ok(Command::Help) => {
-            print!("{}", config::help_text());
-            0
-        }
-        Ok(Command::Version) => {
-            println!("outlyer-agent {}", env!("CARGO_PKG_VERSION"));
-            0
-        }
-        Ok(Command::Run(cfg)) => {
-            let upload = match UploadSettings::from_env(|k| cfg.upload_env(k)) {
-                Ok(u) => u,
-                Err(mut e) => {
-                    if let Some(flag) = cfg.flag_for(&e.setting) {
-                        e.setting = flag.to_owned();
-                    }
-                    eprintln!("outlyer-agent: {}", crate::log::scrub(&e.to_string()));
-                    return 2;
-                }
-            };
-            if let Some(u) = &upload {
-                // An unusable DATALOOP_CA_FILE is a bad setting: say so now,
-                // not when the uploader starts.
-                if let Err(e) = crate::upload::uploader::tls_config(&u.extra_roots) {
-                    eprintln!("outlyer-agent: {e}");
-                    return 2;
-                }
-            }
-            run(*cfg, upload)
-        }
-    }
-}
-
-fn run(cfg: Config, upload: Option<UploadSettings>) -> i32 {
-    crate::log::set_debug(cfg.debug);
-    match crate::sys::raise_nofile_limit() {
-        Ok(n) => crate::debug!("open-files limit {n}"),
-        Err(e) => warn!("cannot raise the open-files limit: {e}"),
-    }
-    if let Some(key) = &cfg.agent_key {
-        crate::log::set_secret(key.expose());
-    }
-    let mut agent = match Agent::new(cfg, upload) {
-        Ok(a) => a,
-        Err(StartError::Setting(setting, e)) => {
-            eprintln!("outlyer-agent: cannot use {setting}: {e}");
-            return 2;
-        }
-        Err(StartError::Io(e)) => {
-            error!("cannot start: {e}");
-            return 1;
-        }
-    };
-    match agent.run() {
-        Ok(()) => 0,
-        Err(e) => {
-            error!("event loop failed: {e}");
-            1
-        }
-    }
-}
-
-enum StartError {
+/// Why the agent could not start: a setting (exit 2) or the system (exit 1).
+pub enum StartError {
     Setting(&'static str, io::Error),
     Io(io::Error),
 }
@@ -175,7 +101,7 @@ fn unix_now() -> f64 {
 }
 
 impl Agent {
-    fn new(cfg: Config, upload: Option<UploadSettings>) -> Result<Agent, StartError> {
+    pub fn new(cfg: Config, upload: Option<UploadSettings>) -> Result<Agent, StartError> {
         let poll = Poll::new()?;
         let signals = SignalFd::new()?;
         poll.registry().register(
@@ -912,100 +838,6 @@ impl Agent {
             docker_up: self.docker_up,
         }
     }
-}
-
-/// What the :8000 server reads of the agent while answering.
-struct Pages<'a> {
-    fingerprint: Option<&'a str>,
-    collector: &'a Collector,
-    uploader: Option<&'a Uploader>,
-    containers: usize,
-    docker_up: bool,
-}
-
-/// A /metrics response goes out in pieces of about this many bytes.
-const METRICS_PIECE: usize = 32 * 1024;
-
-impl Pages<'_> {
-    /// Appends the /metrics text from `stream` on, about `budget` bytes of
-    /// it: the collector's view, then the agent's and the uploader's own
-    /// families. Rendered per scrape from the latest readings (a rendering,
-    /// never a collection), piece by piece as the socket drains, so even
-    /// thousands of containers (some 8 KiB of text each) need no large buffer.
-    fn produce_metrics(&self, stream: &mut StreamState, out: &mut Vec<u8>, budget: usize) {
-        if !self
-            .collector
-            .write_prometheus_some(&mut stream.prom, out, budget)
-        {
-            return;
-        }
-        write_agent_families(out, self.containers, self.docker_up);
-        if let Some(u) = self.uploader {
-            u.write_prometheus(out);
-        }
-        stream.done = true;
-    }
-}
-
-impl Handler for Pages<'_> {
-    fn route(&mut self, req: &server::Request<'_>) -> Response {
-        route(req.method, req.path, self.fingerprint)
-    }
-
-    fn produce(&mut self, stream: &mut StreamState, out: &mut Vec<u8>) {
-        let budget = out.len() + METRICS_PIECE;
-        self.produce_metrics(stream, out, budget);
-    }
-}
-
-/// Answers one request of the :8000 server.
-fn route(method: &str, path: &str, fingerprint: Option<&str>) -> Response {
-    let path = path.split('?').next().unwrap_or(path);
-    if !matches!(path, "/" | "/metrics" | "/healthz") {
-        return Response::text(404, "not found\n");
-    }
-    if method != "GET" && method != "HEAD" {
-        return Response {
-            status: 405,
-            content_type: Some("text/plain; charset=utf-8"),
-            body: Body::Static(b"method not allowed\n"),
-            headers: &[("Allow", "GET, HEAD")],
-        };
-    }
-    match path {
-        "/" => match fingerprint {
-            Some(f) => Response::text(200, format!("{f}\n")),
-            None => Response::text(
-                503,
-                "fingerprint not known yet: waiting for the Docker daemon id\n",
-            ),
-        },
-        "/healthz" => Response::text(200, "ok\n"),
-        _ => Response {
-            status: 200,
-            content_type: Some("text/plain; version=0.0.4; charset=utf-8"),
-            body: Body::Stream(StreamState::default()),
-            headers: &[],
-        },
-    }
-}
-
-/// The agent's own health families.
-fn write_agent_families(out: &mut Vec<u8>, containers: usize, docker_up: bool) {
-    let _ = write!(
-        out,
-        "# HELP outlyer_agent_containers Containers tracked now.\n\
-         # TYPE outlyer_agent_containers gauge\n\
-         outlyer_agent_containers {containers}\n\
-         # HELP outlyer_agent_docker_up Whether the Docker API answers (1) or not (0).\n\
-         # TYPE outlyer_agent_docker_up gauge\n\
-         outlyer_agent_docker_up {}\n\
-         # HELP process_cpu_seconds_total User and system CPU time the agent used.\n\
-         # TYPE process_cpu_seconds_total counter\n\
-         process_cpu_seconds_total {}\n",
-        u8::from(docker_up),
-        crate::sys::process_cpu_seconds()
-    );
 }
 
 fn signal_name(sig: i32) -> &'static str {

@@ -7,11 +7,13 @@
 
 pub mod agent;
 pub mod cgroup;
+pub mod cli;
 pub mod config;
 pub mod docker;
 pub mod http;
 pub mod log;
 pub mod metrics;
+pub mod pages;
 pub mod parse;
 pub mod procfs;
 pub mod registry;

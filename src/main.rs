@@ -1,3 +1,3 @@
 fn main() {
-    std::process::exit(outlyer_agent::agent::main_entry());
+    std::process::exit(outlyer_agent::cli::main_entry());
 }

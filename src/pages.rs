@@ -1,0 +1,104 @@
+//! The routes of the :8000 server: `/` (the host fingerprint), `/healthz`
+//! and `/metrics` (the collector's Prometheus view, then the agent's and the
+//! uploader's own families), answered from the agent's state without
+//! touching the event loop.
+
+use std::io::Write as _;
+
+use crate::metrics::Collector;
+use crate::server::{self, Body, Handler, Response, StreamState};
+use crate::upload::Uploader;
+
+/// What the :8000 server reads of the agent while answering.
+pub struct Pages<'a> {
+    pub fingerprint: Option<&'a str>,
+    pub collector: &'a Collector,
+    pub uploader: Option<&'a Uploader>,
+    pub containers: usize,
+    pub docker_up: bool,
+}
+
+/// A /metrics response goes out in pieces of about this many bytes.
+const METRICS_PIECE: usize = 32 * 1024;
+
+impl Pages<'_> {
+    /// Appends the /metrics text from `stream` on, about `budget` bytes of
+    /// it: the collector's view, then the agent's and the uploader's own
+    /// families. Rendered per scrape from the latest readings (a rendering,
+    /// never a collection), piece by piece as the socket drains, so even
+    /// thousands of containers (some 8 KiB of text each) need no large buffer.
+    pub fn produce_metrics(&self, stream: &mut StreamState, out: &mut Vec<u8>, budget: usize) {
+        if !self
+            .collector
+            .write_prometheus_some(&mut stream.prom, out, budget)
+        {
+            return;
+        }
+        write_agent_families(out, self.containers, self.docker_up);
+        if let Some(u) = self.uploader {
+            u.write_prometheus(out);
+        }
+        stream.done = true;
+    }
+}
+
+impl Handler for Pages<'_> {
+    fn route(&mut self, req: &server::Request<'_>) -> Response {
+        route(req.method, req.path, self.fingerprint)
+    }
+
+    fn produce(&mut self, stream: &mut StreamState, out: &mut Vec<u8>) {
+        let budget = out.len() + METRICS_PIECE;
+        self.produce_metrics(stream, out, budget);
+    }
+}
+
+/// Answers one request of the :8000 server.
+fn route(method: &str, path: &str, fingerprint: Option<&str>) -> Response {
+    let path = path.split('?').next().unwrap_or(path);
+    if !matches!(path, "/" | "/metrics" | "/healthz") {
+        return Response::text(404, "not found\n");
+    }
+    if method != "GET" && method != "HEAD" {
+        return Response {
+            status: 405,
+            content_type: Some("text/plain; charset=utf-8"),
+            body: Body::Static(b"method not allowed\n"),
+            headers: &[("Allow", "GET, HEAD")],
+        };
+    }
+    match path {
+        "/" => match fingerprint {
+            Some(f) => Response::text(200, format!("{f}\n")),
+            None => Response::text(
+                503,
+                "fingerprint not known yet: waiting for the Docker daemon id\n",
+            ),
+        },
+        "/healthz" => Response::text(200, "ok\n"),
+        _ => Response {
+            status: 200,
+            content_type: Some("text/plain; version=0.0.4; charset=utf-8"),
+            body: Body::Stream(StreamState::default()),
+            headers: &[],
+        },
+    }
+}
+
+/// The agent's own health families.
+fn write_agent_families(out: &mut Vec<u8>, containers: usize, docker_up: bool) {
+    let _ = write!(
+        out,
+        "# HELP outlyer_agent_containers Containers tracked now.\n\
+         # TYPE outlyer_agent_containers gauge\n\
+         outlyer_agent_containers {containers}\n\
+         # HELP outlyer_agent_docker_up Whether the Docker API answers (1) or not (0).\n\
+         # TYPE outlyer_agent_docker_up gauge\n\
+         outlyer_agent_docker_up {}\n\
+         # HELP process_cpu_seconds_total User and system CPU time the agent used.\n\
+         # TYPE process_cpu_seconds_total counter\n\
+         process_cpu_seconds_total {}\n",
+        u8::from(docker_up),
+        crate::sys::process_cpu_seconds()
+    );
+}
