@@ -1,7 +1,6 @@
 //! The event loop: one `mio::Poll`, one thread. Everything the agent does is
 //! a reaction to a socket becoming ready, a timer falling due, or a signal.
 
-use std::collections::HashSet;
 use std::io::{self, Write as _};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -9,15 +8,14 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::config::Config;
-use crate::docker::api::{error_message, parse_container_list, parse_info, parse_inspect};
-use crate::docker::client::{DockerClient, Output, Request};
-use crate::docker::events::{events_path, ContainerEvent, EventAction};
-use crate::docker::version::{parse_version_body, ApiVersion};
+use crate::docker::client::{DockerClient, Output};
+use crate::docker::sync::{Action, DockerSync};
 use crate::metrics::Collector;
 use crate::pages::Pages;
-use crate::registry::{self, ContainerInfo, Registry, SelfIdentity};
+use crate::registry::{self, Registry, SelfIdentity};
 use crate::server::{Server, StreamState};
 use crate::sys::SignalFd;
+use crate::tracking::Followers;
 use crate::upload::{processes_of_pids, HostIdentity, UploadSettings, Uploader};
 use crate::{debug, error, info, warn};
 
@@ -29,10 +27,6 @@ const CONNECTIONS: usize = 16;
 /// The uploader's tokens start after the server's connection slots.
 const UPLOAD_BASE: usize = CONNECTIONS + crate::server::MAX_CONNECTIONS;
 
-/// Full re-list of containers, the safety net behind the events stream.
-pub const RELIST_EVERY: Duration = Duration::from_secs(60);
-const BACKOFF_FIRST: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// `--once`: how long to wait for Docker before reading what is there.
 const ONCE_SYNC_WAIT: Duration = Duration::from_secs(5);
 /// SIGTERM/SIGINT: deregistering and flushing may take this long at most.
@@ -64,23 +58,13 @@ pub struct Agent {
     signals: SignalFd,
     server: Option<Server>,
     docker: DockerClient,
+    /// What the Docker replies and events mean; the client only moves bytes.
+    sync: DockerSync,
     registry: Registry,
     collector: Collector,
     host_id: Option<String>,
     fingerprint: Option<String>,
-    docker_up: bool,
-    /// Ids with an inspect queued or in flight whose answer is still wanted.
-    pending: HashSet<String>,
-    /// Running containers we decided not to track (so relists skip them).
-    excluded: HashSet<String>,
-    /// The first list after a (re)connect is a sync, later ones are checks.
-    synced: bool,
-    list_in_flight: bool,
-    down_since: Option<Instant>,
-    backoff: Duration,
-    reconnect_at: Option<Instant>,
     next_collect: Instant,
-    next_relist: Option<Instant>,
     once: Option<Once>,
     outputs: Vec<Output>,
     /// Upload settings until the uploader can start (it needs the host
@@ -143,19 +127,11 @@ impl Agent {
             signals,
             server,
             docker,
+            sync: DockerSync::new(),
             registry,
             collector,
             host_id,
             fingerprint,
-            docker_up: false,
-            pending: HashSet::new(),
-            excluded: HashSet::new(),
-            synced: false,
-            list_in_flight: false,
-            down_since: None,
-            backoff: BACKOFF_FIRST,
-            reconnect_at: None,
-            next_relist: None,
             once,
             outputs: Vec::new(),
             upload_settings: upload,
@@ -186,8 +162,8 @@ impl Agent {
         }
         info!("{}", self.registry.self_identity.describe());
         let now = Instant::now();
-        self.connect_docker(now);
-        self.handle_docker_outputs(now);
+        self.sync.connect(now);
+        self.pump_docker(now);
         let mut events = Events::with_capacity(256);
         loop {
             let now = Instant::now();
@@ -225,7 +201,7 @@ impl Agent {
                     t => self.serve(t, now),
                 }
             }
-            self.handle_docker_outputs(now);
+            self.pump_docker(now);
             if self.run_timers(Instant::now())? {
                 return Ok(());
             }
@@ -259,8 +235,7 @@ impl Agent {
                 t = Some(t.map_or(x, |t: Instant| t.min(x)));
             }
         };
-        consider(self.next_relist);
-        consider(self.reconnect_at);
+        consider(self.sync.deadline());
         consider(self.docker.deadline());
         consider(self.server.as_ref().and_then(Server::next_deadline));
         consider(self.uploader.as_ref().and_then(Uploader::next_deadline));
@@ -280,20 +255,9 @@ impl Agent {
         }
         self.docker
             .expire(self.poll.registry(), now, &mut self.outputs);
-        self.handle_docker_outputs(now);
-        if self.reconnect_at.is_some_and(|t| t <= now) {
-            self.reconnect_at = None;
-            self.connect_docker(now);
-            self.handle_docker_outputs(now);
-        }
-        if self.next_relist.is_some_and(|t| t <= now) {
-            self.next_relist = Some(now + RELIST_EVERY);
-            if self.docker_up && !self.list_in_flight {
-                self.request(Request::List, now);
-                self.list_in_flight = true;
-            }
-            self.handle_docker_outputs(now);
-        }
+        self.pump_docker(now);
+        self.sync.tick(now);
+        self.pump_docker(now);
         if self.next_collect <= now {
             self.collect(now);
             while self.next_collect <= now {
@@ -322,8 +286,8 @@ impl Agent {
     fn step_once(&mut self, now: Instant) -> io::Result<bool> {
         match self.once {
             Some(Once::ExpectSync { until }) => {
-                let synced = self.synced && self.pending.is_empty() && !self.docker.is_busy();
-                let gave_up = !self.docker_up && self.down_since.is_some();
+                let synced = self.sync.is_synced() && !self.docker.is_busy();
+                let gave_up = self.sync.is_down();
                 if synced || gave_up || until <= now {
                     if !synced {
                         warn!("--once: reading without a complete container list from Docker");
@@ -352,360 +316,60 @@ impl Agent {
 
     // ---- Docker -------------------------------------------------------
 
-    fn request(&mut self, r: Request, now: Instant) {
-        self.docker
-            .request(self.poll.registry(), r, now, &mut self.outputs);
-    }
-
-    fn connect_docker(&mut self, now: Instant) {
-        self.synced = false;
-        self.list_in_flight = false;
-        self.pending.clear();
-        self.request(Request::Version, now);
-    }
-
-    fn handle_docker_outputs(&mut self, now: Instant) {
-        while !self.outputs.is_empty() {
-            let batch = std::mem::take(&mut self.outputs);
-            for out in batch {
-                self.handle_docker_output(out, now);
+    /// Feeds the client's outputs to the sync and carries out what it asks,
+    /// until neither has more (a request may fail at once and so produce
+    /// another output).
+    fn pump_docker(&mut self, now: Instant) {
+        loop {
+            while let Some(action) = self.sync.next_action() {
+                self.docker_action(action, now);
             }
-        }
-    }
-
-    fn handle_docker_output(&mut self, out: Output, now: Instant) {
-        match out {
-            Output::Down(why) => self.docker_down(why, now),
-            Output::BadEvent(why) => warn!("docker: skipping an event: {why}"),
-            Output::EventsOpen { status } => {
-                debug!("docker: events stream open ({status})");
-                if status == 200 && !self.synced && !self.list_in_flight {
-                    self.start_list(now);
-                }
+            if self.outputs.is_empty() {
+                return;
             }
-            Output::Event(ev) => self.handle_event(ev, now),
-            Output::Reply {
-                request,
-                status,
-                content_type,
-                body,
-            } => {
-                if !(200..300).contains(&status) {
-                    let msg = error_message(content_type.as_deref(), &body);
-                    match request {
-                        Request::Inspect(id) if status == 404 => {
-                            self.pending.remove(&id);
-                            debug!(
-                                "docker: container {} vanished before inspection",
-                                registry::short_id(&id)
-                            );
-                        }
-                        Request::Inspect(id) => {
-                            self.pending.remove(&id);
-                            warn!(
-                                "docker: inspecting {} failed with {status}: {msg}",
-                                registry::short_id(&id)
-                            );
-                        }
-                        Request::Info => {
-                            warn!("docker: /info failed with {status}: {msg}");
-                            self.start_uploader(now);
-                        }
-                        Request::List | Request::Version => self
-                            .docker_down(format!("{request:?} failed with {status}: {msg}"), now),
-                    }
-                    return;
-                }
-                match request {
-                    Request::Version => self.on_version(&body, now),
-                    Request::Info => self.on_info(&body, now),
-                    Request::List => self.on_list(&body, now),
-                    Request::Inspect(id) => self.on_inspect(&id, &body, now),
+            for out in std::mem::take(&mut self.outputs) {
+                self.sync.handle(out, now);
+                while let Some(action) = self.sync.next_action() {
+                    self.docker_action(action, now);
                 }
             }
         }
     }
 
-    fn docker_down(&mut self, why: String, now: Instant) {
-        self.docker.reset(self.poll.registry());
-        self.pending.clear();
-        self.synced = false;
-        self.list_in_flight = false;
-        self.next_relist = None;
-        if self.docker_up || self.down_since.is_none() {
-            warn!(
-                "docker: {why}; retrying (backoff up to {}s), keeping {} containers meanwhile",
-                BACKOFF_MAX.as_secs(),
-                self.registry.len()
-            );
-            self.down_since = Some(now);
-        } else {
-            debug!("docker: still unavailable: {why}");
-        }
-        self.docker_up = false;
-        self.reconnect_at = Some(now + self.backoff);
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-        // Without Docker the uploader starts with what is known locally.
-        self.start_uploader(now);
-    }
-
-    fn on_version(&mut self, body: &[u8], now: Instant) {
-        let v = match parse_version_body(body) {
-            Ok(v) => v,
-            Err(e) => return self.docker_down(format!("unusable /version reply: {e}"), now),
-        };
-        let api: ApiVersion = v.negotiated();
-        self.docker.set_version(api);
-        if let Some(since) = self.down_since.take() {
-            if self.docker_up {
-                info!("docker: reconnected");
-            } else {
-                info!(
-                    "docker: connected after {:.1}s",
-                    now.duration_since(since).as_secs_f64()
-                );
-            }
-        }
-        info!(
-            "docker: daemon {} (API {}), using API {api}",
-            v.version, v.api_version
-        );
-        self.docker_up = true;
-        if self.fingerprint.is_none() || self.docker_host_name.is_none() {
-            self.request(Request::Info, now);
-        }
-        let path = events_path(api, None);
-        self.docker
-            .open_events(self.poll.registry(), &path, &mut self.outputs);
-        // Docker ≥ 1.9 (API 1.21) answers the events request at once, so the
-        // list waits for that head and no event can fall between the two.
-        // Older daemons send nothing until the first event: list right away.
-        if api < ApiVersion::new(1, 21) {
-            self.start_list(now);
-        }
-    }
-
-    fn start_list(&mut self, now: Instant) {
-        self.list_in_flight = true;
-        self.request(Request::List, now);
-    }
-
-    fn on_info(&mut self, body: &[u8], now: Instant) {
-        match parse_info(body) {
-            Ok(info) => {
-                if let Some(name) = info.name.as_deref().filter(|s| !s.is_empty()) {
-                    self.docker_host_name = Some(name.to_owned());
+    fn docker_action(&mut self, action: Action, now: Instant) {
+        let registry = self.poll.registry();
+        match action {
+            Action::Send(r) => self.docker.request(registry, r, now, &mut self.outputs),
+            Action::SetVersion(api) => self.docker.set_version(api),
+            Action::OpenEvents(path) => self.docker.open_events(registry, &path, &mut self.outputs),
+            Action::Reset => self.docker.reset(registry),
+            Action::Daemon { id, name } => {
+                if let Some(name) = name {
+                    self.docker_host_name = Some(name);
                 }
                 if self.fingerprint.is_none() {
-                    if let Some(id) = info.id.as_deref().filter(|s| !s.is_empty()) {
-                        let f = registry::derive_host_fingerprint(id, self.cfg.name.as_deref());
+                    if let Some(id) = id {
+                        let f = registry::derive_host_fingerprint(&id, self.cfg.name.as_deref());
                         info!("fingerprint {f} (from the Docker daemon id)");
-                        self.host_id = Some(id.to_owned());
+                        self.host_id = Some(id);
                         self.fingerprint = Some(f);
                     }
                 }
+                self.sync
+                    .set_want_info(self.fingerprint.is_none() || self.docker_host_name.is_none());
+                self.start_uploader(now);
             }
-            Err(e) => warn!("docker: unusable /info reply: {e}"),
-        }
-        self.start_uploader(now);
-    }
-
-    fn on_list(&mut self, body: &[u8], now: Instant) {
-        self.list_in_flight = false;
-        let list = match parse_container_list(body) {
-            Ok(l) => l,
-            Err(e) => return self.docker_down(format!("unusable container list: {e}"), now),
-        };
-        let first = !self.synced;
-        self.synced = true;
-        // Only a full sync proves the daemon usable again: a daemon that
-        // answers /version but fails the list keeps backing off.
-        self.backoff = BACKOFF_FIRST;
-        self.next_relist = Some(now + RELIST_EVERY);
-        let running: HashSet<&str> = list
-            .iter()
-            .filter(|c| {
-                c.state
-                    .as_deref()
-                    .is_none_or(|s| s == "running" || s == "paused")
-            })
-            .map(|c| c.id.as_str())
-            .collect();
-        for id in self.registry.ids() {
-            if !running.contains(id.as_str()) && !self.pending.contains(&id) {
-                if !first {
-                    warn!(
-                        "docker: drift: {} was tracked but is no longer listed",
-                        registry::short_id(&id)
-                    );
-                }
-                self.untrack(&id, "not running");
+            // Without Docker the uploader starts with what is known locally.
+            Action::Unavailable => self.start_uploader(now),
+            Action::Change(change) => {
+                let mut followers = Followers {
+                    registry: &mut self.registry,
+                    collector: &mut self.collector,
+                    uploader: self.uploader.as_mut(),
+                    rootfs: &self.cfg.rootfs,
+                };
+                followers.apply(change, now, unix_now());
             }
-        }
-        self.excluded.retain(|id| running.contains(id.as_str()));
-        let mut new = 0;
-        for id in running {
-            if first && self.registry.contains(id) && !self.pending.contains(id) {
-                // A resync after losing the daemon: a tracked container may
-                // have been restarted meanwhile (new pid, start time,
-                // cgroup) and no event said so. Inspect it once more.
-                self.pending.insert(id.to_owned());
-                self.request(Request::Inspect(id.to_owned()), now);
-                continue;
-            }
-            if self.registry.contains(id) || self.excluded.contains(id) || self.pending.contains(id)
-            {
-                continue;
-            }
-            if !first {
-                warn!(
-                    "docker: drift: {} runs but was not tracked",
-                    registry::short_id(id)
-                );
-            }
-            new += 1;
-            self.pending.insert(id.to_owned());
-            self.request(Request::Inspect(id.to_owned()), now);
-        }
-        debug!("docker: list has {} running, {new} to inspect", list.len());
-    }
-
-    fn on_inspect(&mut self, id: &str, body: &[u8], now: Instant) {
-        if !self.pending.remove(id) {
-            // A die/destroy arrived meanwhile: the answer is stale.
-            debug!(
-                "docker: dropping a stale inspection of {}",
-                registry::short_id(id)
-            );
-            return;
-        }
-        let inspected = match parse_inspect(body) {
-            Ok(i) => i,
-            Err(e) => {
-                return warn!(
-                    "docker: unusable inspection of {}: {e}",
-                    registry::short_id(id)
-                )
-            }
-        };
-        if !inspected.running {
-            debug!("docker: {} is not running", registry::short_id(id));
-            return;
-        }
-        let info = inspected.info;
-        if let Some(why) = self.registry.exclusion(&info) {
-            if self.excluded.insert(info.id.clone()) {
-                info!("not tracking {} ({}): {why}", info.name, info.short_id());
-            }
-            for member in self.registry.own_pod_members() {
-                self.untrack(&member, "in the agent's own pod");
-            }
-            return;
-        }
-        self.track(info, now);
-    }
-
-    fn track(&mut self, info: ContainerInfo, now: Instant) {
-        let replaced = self.registry.get(&info.id).cloned();
-        match replaced {
-            Some(old) if old.pid == info.pid => {
-                self.collector.update_info(&info);
-            }
-            Some(old) => {
-                info!(
-                    "{} ({}) restarted: pid {} -> {}",
-                    info.name,
-                    info.short_id(),
-                    old.pid,
-                    info.pid
-                );
-                self.collector.untrack(&info.id);
-                self.collector.track(&info, now, unix_now());
-            }
-            None => {
-                info!(
-                    "tracking {} ({}, image {}, pid {}, finger {})",
-                    info.name,
-                    info.short_id(),
-                    info.image,
-                    info.pid,
-                    info.fingerprint
-                );
-                self.collector.track(&info, now, unix_now());
-            }
-        }
-        if self.uploader.is_some() {
-            let processes = self.container_processes(&info.id);
-            if let Some(u) = self.uploader.as_mut() {
-                u.container_started(&info, processes, now);
-            }
-        }
-        self.registry.insert(info);
-    }
-
-    fn untrack(&mut self, id: &str, why: &str) {
-        if let Some(info) = self.registry.remove(id) {
-            info!("untracking {} ({}): {why}", info.name, info.short_id());
-            self.collector.untrack(id);
-            if let Some(u) = self.uploader.as_mut() {
-                u.container_stopped(id, &info.fingerprint, Instant::now());
-            }
-        }
-    }
-
-    fn handle_event(&mut self, ev: ContainerEvent, now: Instant) {
-        debug!(
-            "docker: event {:?} {}",
-            ev.action,
-            registry::short_id(&ev.id)
-        );
-        match ev.action {
-            EventAction::Start | EventAction::Unpause | EventAction::Pause
-                if !self.registry.contains(&ev.id) && !self.excluded.contains(&ev.id) =>
-            {
-                self.inspect(&ev.id, now)
-            }
-            EventAction::Start => {
-                // A restart of a tracked container: new pid, maybe new cgroup.
-                self.inspect(&ev.id, now)
-            }
-            EventAction::Die | EventAction::Destroy => {
-                self.pending.remove(&ev.id);
-                self.excluded.remove(&ev.id);
-                self.untrack(
-                    &ev.id,
-                    if ev.action == EventAction::Die {
-                        "died"
-                    } else {
-                        "destroyed"
-                    },
-                );
-            }
-            EventAction::Rename => match (self.registry.get_mut(&ev.id), ev.name) {
-                (Some(c), Some(name)) => {
-                    let name = name.trim_start_matches('/').to_owned();
-                    info!("renamed {} to {name}", c.name);
-                    c.name = name;
-                    let updated = c.clone();
-                    self.collector.update_info(&updated);
-                }
-                (Some(_), None) => self.inspect(&ev.id, now),
-                (None, _) => {}
-            },
-            EventAction::Pause | EventAction::Unpause => {
-                if let Some(c) = self.registry.get_mut(&ev.id) {
-                    c.paused = ev.action == EventAction::Pause;
-                    let updated = c.clone();
-                    self.collector.update_info(&updated);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn inspect(&mut self, id: &str, now: Instant) {
-        if self.pending.insert(id.to_owned()) {
-            self.request(Request::Inspect(id.to_owned()), now);
         }
     }
 
@@ -824,7 +488,7 @@ impl Agent {
             collector: &self.collector,
             uploader: self.uploader.as_ref(),
             containers: self.registry.len(),
-            docker_up: self.docker_up,
+            docker_up: self.sync.is_up(),
         };
         server.ready(self.poll.registry(), token, now, &mut pages);
     }
@@ -835,7 +499,7 @@ impl Agent {
             collector: &self.collector,
             uploader: self.uploader.as_ref(),
             containers: self.registry.len(),
-            docker_up: self.docker_up,
+            docker_up: self.sync.is_up(),
         }
     }
 }

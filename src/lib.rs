@@ -18,8 +18,10 @@ pub mod parse;
 pub mod procfs;
 pub mod registry;
 pub mod server;
+pub mod source;
 pub mod sys;
 pub mod time;
+pub mod tracking;
 pub mod upload;
 pub mod uuid;
 

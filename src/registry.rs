@@ -208,6 +208,8 @@ pub struct Registry {
     pub kubernetes: bool,
     /// The pod uid of the agent's own container, once seen.
     own_pod_uid: Option<String>,
+    /// Running containers decided against (each decision is logged once).
+    excluded: std::collections::HashSet<String>,
 }
 
 impl Registry {
@@ -262,6 +264,16 @@ impl Registry {
                 .collect(),
             None => Vec::new(),
         }
+    }
+
+    /// Remembers that `id` is not tracked; true the first time.
+    pub fn mark_excluded(&mut self, id: &str) -> bool {
+        !self.excluded.contains(id) && self.excluded.insert(id.to_owned())
+    }
+
+    /// `id` no longer runs: a new container with it is judged afresh.
+    pub fn forget_excluded(&mut self, id: &str) {
+        self.excluded.remove(id);
     }
 
     fn find(&self, id: &str) -> Result<usize, usize> {
