@@ -247,7 +247,7 @@ echo "     image files: ${files//$'\n'/ }"
 check "image holds the binary and nothing else" [ "$files" = "outlyer-agent" ]
 
 # deploy/ and docker-compose.yaml mount what the README lines mount.
-check "deploy files mount docker.sock, /proc and the cgroup tree read-only like the README" \
+check "deploy files mount the Docker socket (the daemonset: its directory), /proc and the cgroup tree read-only like the README; the daemonset probes /healthz and /readyz" \
     python3 - "$repo" <<'PY'
 import sys, yaml, os
 repo = sys.argv[1]
@@ -264,9 +264,19 @@ errors = []
 ds = yaml.safe_load(open(os.path.join(repo, "deploy/kubernetes-daemonset.yaml")))
 spec = ds["spec"]["template"]["spec"]
 paths = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
+# The daemonset mounts the socket's directory, so that the pod starts on a
+# node without Docker (no hostPath of type Socket) and sees a new socket.
+want_ds = {("/var/run", "/rootfs/var/run"), ("/proc", "/rootfs/proc"),
+           ("/sys/fs/cgroup", "/rootfs/sys/fs/cgroup")}
+for v in spec["volumes"]:
+    if v.get("hostPath", {}).get("type") == "Socket": errors.append("daemonset: hostPath of type Socket " + v["name"])
 for c in spec["containers"]:
     got = {(paths[m["name"]], m["mountPath"]) for m in c["volumeMounts"] if m.get("readOnly")}
-    if not want <= got: errors.append("daemonset %s: %s" % (c["name"], sorted(got)))
+    if not want_ds <= got: errors.append("daemonset %s: %s" % (c["name"], sorted(got)))
+    env = {e["name"]: e.get("value") for e in c.get("env", [])}
+    if env.get("DOCKER_HOST") != "unix:///rootfs/var/run/docker.sock": errors.append("daemonset DOCKER_HOST %r" % env.get("DOCKER_HOST"))
+    if c.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/healthz": errors.append("daemonset liveness probe")
+    if c.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/readyz": errors.append("daemonset readiness probe")
     if c["image"] != "outlyer/agent:latest": errors.append("daemonset image " + c["image"])
 if ds["kind"] != "DaemonSet": errors.append("not a DaemonSet")
 for f in ("deploy/swarm-stack.yaml", "docker-compose.yaml"):

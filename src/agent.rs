@@ -9,6 +9,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::config::Config;
 use crate::docker::client::{DockerClient, Output};
+use crate::docker::socket_watch::SocketWatch;
 use crate::docker::sync::{Action, DockerSync};
 use crate::metrics::Collector;
 use crate::pages::Pages;
@@ -23,6 +24,7 @@ const SIGNALS: Token = Token(0);
 const LISTENER: Token = Token(1);
 const DOCKER_API: Token = Token(2);
 const DOCKER_EVENTS: Token = Token(3);
+const SOCKET_WATCH: Token = Token(4);
 const CONNECTIONS: usize = 16;
 /// The uploader's tokens start after the server's connection slots.
 const UPLOAD_BASE: usize = CONNECTIONS + crate::server::MAX_CONNECTIONS;
@@ -60,6 +62,9 @@ pub struct Agent {
     docker: DockerClient,
     /// What the Docker replies and events mean; the client only moves bytes.
     sync: DockerSync,
+    /// The socket's directory, watched: a reappearing socket ends the
+    /// backoff at once.
+    socket_watch: Option<SocketWatch>,
     registry: Registry,
     collector: Collector,
     host_id: Option<String>,
@@ -116,6 +121,18 @@ impl Agent {
         let mut collector = Collector::new(&cfg.rootfs, fingerprint.as_deref().unwrap_or(""));
         collector.set_tcp_states(cfg.tcp_states);
         let docker = DockerClient::new(cfg.docker_socket.clone(), DOCKER_API, DOCKER_EVENTS);
+        let socket_watch = match SocketWatch::new(&cfg.docker_socket) {
+            Ok(w) => {
+                let fd = w.raw_fd();
+                poll.registry()
+                    .register(&mut SourceFd(&fd), SOCKET_WATCH, Interest::READABLE)?;
+                Some(w)
+            }
+            Err(e) => {
+                debug!("docker: not watching the socket's directory ({e}); reconnecting on backoff only");
+                None
+            }
+        };
         let now = Instant::now();
         let once = cfg.once.then_some(Once::ExpectSync {
             until: now + ONCE_SYNC_WAIT,
@@ -128,6 +145,7 @@ impl Agent {
             server,
             docker,
             sync: DockerSync::new(),
+            socket_watch,
             registry,
             collector,
             host_id,
@@ -187,6 +205,11 @@ impl Agent {
                     LISTENER => {
                         if let Some(s) = self.server.as_mut() {
                             s.accept(self.poll.registry(), now);
+                        }
+                    }
+                    SOCKET_WATCH => {
+                        if self.socket_watch.as_mut().is_some_and(SocketWatch::drain) {
+                            self.sync.socket_appeared(now);
                         }
                     }
                     t @ (DOCKER_API | DOCKER_EVENTS) => {
@@ -489,6 +512,7 @@ impl Agent {
             uploader: self.uploader.as_ref(),
             containers: self.registry.len(),
             docker_up: self.sync.is_up(),
+            ready: self.sync.readiness(now),
         };
         server.ready(self.poll.registry(), token, now, &mut pages);
     }
@@ -500,6 +524,7 @@ impl Agent {
             uploader: self.uploader.as_ref(),
             containers: self.registry.len(),
             docker_up: self.sync.is_up(),
+            ready: self.sync.readiness(Instant::now()),
         }
     }
 }

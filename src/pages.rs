@@ -16,6 +16,8 @@ pub struct Pages<'a> {
     pub uploader: Option<&'a Uploader>,
     pub containers: usize,
     pub docker_up: bool,
+    /// `/readyz`: ready, or why not.
+    pub ready: Result<(), String>,
 }
 
 /// A /metrics response goes out in pieces of about this many bytes.
@@ -44,7 +46,7 @@ impl Pages<'_> {
 
 impl Handler for Pages<'_> {
     fn route(&mut self, req: &server::Request<'_>) -> Response {
-        route(req.method, req.path, self.fingerprint)
+        route(req.method, req.path, self.fingerprint, &self.ready)
     }
 
     fn produce(&mut self, stream: &mut StreamState, out: &mut Vec<u8>) {
@@ -54,9 +56,14 @@ impl Handler for Pages<'_> {
 }
 
 /// Answers one request of the :8000 server.
-fn route(method: &str, path: &str, fingerprint: Option<&str>) -> Response {
+fn route(
+    method: &str,
+    path: &str,
+    fingerprint: Option<&str>,
+    ready: &Result<(), String>,
+) -> Response {
     let path = path.split('?').next().unwrap_or(path);
-    if !matches!(path, "/" | "/metrics" | "/healthz") {
+    if !matches!(path, "/" | "/metrics" | "/healthz" | "/readyz") {
         return Response::text(404, "not found\n");
     }
     if method != "GET" && method != "HEAD" {
@@ -76,6 +83,10 @@ fn route(method: &str, path: &str, fingerprint: Option<&str>) -> Response {
             ),
         },
         "/healthz" => Response::text(200, "ok\n"),
+        "/readyz" => match ready {
+            Ok(()) => Response::text(200, "ready\n"),
+            Err(why) => Response::text(503, format!("not ready: {why}\n")),
+        },
         _ => Response {
             status: 200,
             content_type: Some("text/plain; version=0.0.4; charset=utf-8"),

@@ -193,3 +193,20 @@ mod dir_handle_tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// A non-blocking inotify descriptor watching the directory `dir` for
+/// `mask` (`IN_CREATE | …`); read it as a file (reads end in `WouldBlock`).
+pub fn inotify_watch(dir: &std::ffi::CStr, mask: u32) -> io::Result<std::fs::File> {
+    // SAFETY: a plain syscall; the descriptor is owned right below.
+    let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: `dir` is NUL-terminated and outlives the call.
+    if unsafe { libc::inotify_add_watch(raw, dir.as_ptr(), mask) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(std::fs::File::from(fd))
+}

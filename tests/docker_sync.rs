@@ -6,7 +6,9 @@
 
 use outlyer_agent::docker::client::{Output, Request};
 use outlyer_agent::docker::events::{ContainerEvent, EventAction};
-use outlyer_agent::docker::sync::{Action, DockerSync, BACKOFF_FIRST, BACKOFF_MAX, RELIST_EVERY};
+use outlyer_agent::docker::sync::{
+    Action, DockerSync, BACKOFF_FIRST, BACKOFF_MAX, READY_GRACE, RELIST_EVERY,
+};
 use outlyer_agent::docker::version::ApiVersion;
 use outlyer_agent::source::{Change, Update};
 use std::time::{Duration, Instant};
@@ -513,4 +515,40 @@ fn unusable_version_reply_is_the_daemon_down() {
     s.handle(ok(Request::Version, "<html>".into()), t);
     assert_eq!(drain(&mut s), vec![Action::Reset, Action::Unavailable]);
     assert!(s.is_down());
+}
+
+#[test]
+fn ready_after_a_complete_list_and_until_the_daemon_is_away_too_long() {
+    let t = Instant::now();
+    let mut s = DockerSync::new();
+    assert_eq!(
+        s.readiness(t),
+        Err("no container list yet: waiting for the Docker API".into())
+    );
+    s.connect(t);
+    s.handle(Output::Down("connection refused".into()), t);
+    assert_eq!(
+        s.readiness(t + Duration::from_secs(7)),
+        Err("no container list yet: the Docker API has not answered for 7s".into())
+    );
+    let mut s = synced(t, &[1]);
+    assert_eq!(s.readiness(t), Ok(()));
+    let t1 = t + Duration::from_secs(100);
+    s.handle(Output::Down("connection reset".into()), t1);
+    assert_eq!(
+        s.readiness(t1 + READY_GRACE - Duration::from_millis(1)),
+        Ok(())
+    );
+    assert_eq!(
+        s.readiness(t1 + READY_GRACE),
+        Err("the Docker API has not answered for 30s".into())
+    );
+    // Reachable again: ready at once (the complete list of earlier counts).
+    let t2 = t1 + Duration::from_secs(45);
+    s.tick(t2);
+    s.handle(version("1.41"), t2);
+    s.handle(Output::EventsOpen { status: 200 }, t2);
+    assert_eq!(s.readiness(t2), Ok(()), "up again");
+    s.handle(list(&[1]), t2);
+    assert_eq!(s.readiness(t2), Ok(()));
 }

@@ -9,7 +9,7 @@
 mod common;
 
 use common::*;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const POLL: Duration = Duration::from_millis(20);
 /// Reconnect backoff is capped at 30 s, plus the daemon's own start.
@@ -96,6 +96,8 @@ fn restart_case(tag: &str, kill: bool) {
 
     let restarted_at = unix_now();
     daemon.start();
+    // `start` returns once the socket answers `/_ping`.
+    let answered = Instant::now();
     // Record what the daemon did to the containers, for the assertions below.
     let survivor_running = cli.inspect(&survivor.name, "{{.State.Running}}");
     let victim_running = cli.inspect(&victim.name, "{{.State.Running}}");
@@ -120,7 +122,14 @@ fn restart_case(tag: &str, kill: bool) {
                 && !has_container(b, &victim.name)
         },
     );
-    eprintln!("re-synced {t:?} after the daemon answered again");
+    let since_answer = answered.elapsed();
+    eprintln!("re-synced {since_answer:?} after the daemon answered again ({t:?} of waiting)");
+    // The socket's directory is watched: the agent reconnects when the
+    // socket reappears, not on its next backoff step (up to 30 s).
+    assert!(
+        since_answer <= Duration::from_secs(2),
+        "re-synced only {since_answer:?} after the socket answered"
+    );
 
     // The survivor is a new process now: a re-synced registry reports its
     // new start time (and so follows its new PID), not the old one.

@@ -89,6 +89,14 @@ fn containers_appear_and_disappear_within_one_second() {
             );
         };
         times.push(t);
+        if i == 0 {
+            let (status, body) = http_get(&agent.addr, "/readyz");
+            assert_eq!(
+                (status, body.as_str()),
+                (200, "ready\n"),
+                "/readyz once listed"
+            );
+        }
         assert!(
             t <= SECOND,
             "container {name} appeared {t:?} after `docker run` returned (limit 1 s)"
@@ -370,6 +378,16 @@ fn http_status_codes() {
             .unwrap_or_else(|e| panic!("{raw:?}: {e}\nstderr:\n{}", agent.stderr()))
     };
     assert_eq!(http_get(addr, "/healthz").0, 200, "/healthz");
+    // Live but not ready: no container source has listed anything.
+    let (status, body) = http_get(addr, "/readyz");
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            503,
+            "not ready: no container list yet: the Docker API has not answered for 0s\n"
+        ),
+        "/readyz without a daemon"
+    );
 
     let get = send("GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     assert_eq!(get.status, 200);

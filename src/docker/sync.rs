@@ -34,6 +34,9 @@ use crate::{debug, info, warn};
 pub const RELIST_EVERY: Duration = Duration::from_secs(60);
 pub const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// `/readyz`: how long the daemon may be away before the agent says it is
+/// not ready.
+pub const READY_GRACE: Duration = Duration::from_secs(30);
 
 /// What the event loop must do, in this order.
 #[derive(Debug, PartialEq)]
@@ -70,6 +73,8 @@ pub struct DockerSync {
     pending: HashSet<String>,
     /// The first list after a (re)connect is a sync, later ones are checks.
     synced: bool,
+    /// A complete list arrived at least once.
+    listed_once: bool,
     list_in_flight: bool,
     down_since: Option<Instant>,
     backoff: Duration,
@@ -92,6 +97,7 @@ impl DockerSync {
             known: HashSet::new(),
             pending: HashSet::new(),
             synced: false,
+            listed_once: false,
             list_in_flight: false,
             down_since: None,
             backoff: BACKOFF_FIRST,
@@ -119,6 +125,29 @@ impl DockerSync {
     /// The daemon did not answer and is being retried.
     pub fn is_down(&self) -> bool {
         !self.up && self.down_since.is_some()
+    }
+
+    /// Ready: a complete list arrived once and the daemon is up, or away
+    /// for less than [`READY_GRACE`]. Otherwise why not, in one line.
+    pub fn readiness(&self, now: Instant) -> Result<(), String> {
+        if !self.listed_once {
+            return Err(match self.down_since {
+                Some(since) => format!(
+                    "no container list yet: the Docker API has not answered for {}s",
+                    now.saturating_duration_since(since).as_secs()
+                ),
+                None => "no container list yet: waiting for the Docker API".to_owned(),
+            });
+        }
+        match self.down_since {
+            Some(since) if !self.up && now.saturating_duration_since(since) >= READY_GRACE => {
+                Err(format!(
+                    "the Docker API has not answered for {}s",
+                    now.saturating_duration_since(since).as_secs()
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Running containers the daemon reported.
@@ -314,6 +343,7 @@ impl DockerSync {
         };
         let first = !self.synced;
         self.synced = true;
+        self.listed_once = true;
         // Only a full sync proves the daemon usable again: a daemon that
         // answers /version but fails the list keeps backing off.
         self.backoff = BACKOFF_FIRST;
