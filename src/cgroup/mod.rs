@@ -3,3 +3,4 @@
 pub mod mounts;
 pub mod parse;
 pub mod resolve;
+pub mod runtime;
