@@ -346,7 +346,7 @@ const HOST_ID_FILES: &[&str] = &[
     "etc/machine-id",
 ];
 
-/// The first readable non-empty host identifier (outlyer-protocol.md §1,
+/// The first readable non-empty host identifier (docs/protocol.md §1,
 /// the `mac` field), or None when nothing is visible and Docker's `/info`
 /// id must serve.
 pub fn host_id(rootfs: &std::path::Path) -> Option<String> {

@@ -725,7 +725,7 @@ fn net_dev(rx: u64, tx: u64) -> String {
 
 /// A minimal Docker 20.10 daemon (API 1.41) on a unix socket in a temp dir,
 /// serving a fixed set of running containers with the reply shapes of a real
-/// 20.10.24 (compat.md §1): `GET /_ping`, `/version`, `/info`,
+/// 20.10.24 (docs/compat.md §1): `GET /_ping`, `/version`, `/info`,
 /// `/containers/json`, `/containers/<id>/json` (versioned or not) and
 /// `/events` (the head, then an open stream with no events). Keep-alive;
 /// bodies over 2 KiB are chunked like Go's `net/http`. Anything else gets a
@@ -912,7 +912,7 @@ fn serve_fake_connection(mut conn: std::os::unix::net::UnixStream, shared: &Daem
         buf.drain(..body_len);
         shared.requests.fetch_add(1, Ordering::Relaxed);
         let path = target.split('?').next().unwrap_or("");
-        // `/v1.41/x` and `/x` are the same route (compat.md §1.2).
+        // `/v1.41/x` and `/x` are the same route (docs/compat.md §1.2).
         let route = match path.strip_prefix("/v").and_then(|p| p.split_once('/')) {
             Some((ver, rest))
                 if !ver.is_empty() && ver.bytes().all(|b| b.is_ascii_digit() || b == b'.') =>

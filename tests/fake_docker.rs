@@ -2,7 +2,7 @@
 //! the machine's real daemon can't produce: Docker 1.7 (API 1.19) and
 //! Docker 29 (API 1.56, min 1.40) bodies and event lines, plain-text errors,
 //! a container that vanishes between list and inspect, replies dripped one
-//! byte at a time, and garbage. Wire details follow compat.md §1.
+//! byte at a time, and garbage. Wire details follow docs/compat.md §1.
 //!
 //! Fake containers are real `sleep` processes placed in `/docker/<id>`
 //! cgroups (like the cgroupfs driver does) when the test runs as root, so the

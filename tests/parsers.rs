@@ -1,7 +1,7 @@
 //! Parsers against captured files: `v1-docker20/` was read from a Docker 20.10
 //! daemon on a 6.18 kernel (cgroup v1, cpu and cpuacct mounted separately, a
 //! cgroup2 `unified` mount); `v2/` and `centos6/` reproduce the shapes of
-//! `compat.md` §3; `weird/` holds the corner cases (escapes, parens, glued
+//! `docs/compat.md` §3; `weird/` holds the corner cases (escapes, parens, glued
 //! columns, disabled controllers).
 
 use outlyer_agent::cgroup::parse::*;
@@ -660,7 +660,7 @@ fn centos6_blkio_dm_stack() {
     assert_eq!(rows.len(), 8);
     assert!(rows.iter().all(|r| r.op != BlkioOp::Discard));
     let t = parse_blkio_totals(fx!("centos6/blkio.throttle.io_service_bytes")).unwrap();
-    // dm-0 and its backing disk both count (compat.md §3.3).
+    // dm-0 and its backing disk both count (docs/compat.md §3).
     assert_eq!((t.read, t.write), (2 * 1_871_872, 2 * 40_960));
     let n = parse_blkio_totals(fx!("centos6/blkio.throttle.io_serviced")).unwrap();
     assert_eq!((n.read, n.write), (914, 20));

@@ -1064,7 +1064,7 @@ fn figures() {
     let server = format!("https://localhost:{port}");
 
     const CONTAINERS: u8 = 10;
-    // The base.* catalog of metrics.md, as the collector publishes it.
+    // The base.* catalog of docs/metrics.md §10, as the collector publishes it.
     const PATHS: usize = outlyer_agent::metrics::OUTLYER_PATHS.len();
     let paths: Vec<String> = outlyer_agent::metrics::OUTLYER_PATHS
         .iter()

@@ -1,7 +1,7 @@
 //! Parsers for cgroup v1 and v2 pseudo-files.
 //!
 //! Pure functions over the bytes of one file (the caller opens and reads it,
-//! see `compat.md` §3): nothing allocates, results borrow the input, and no
+//! see `docs/compat.md` §3): nothing allocates, results borrow the input, and no
 //! input panics. Flat-keyed files are looked up by key in any order; every
 //! known key is an `Option<u64>` so "missing" (old kernel, accounting off)
 //! stays distinct from 0. Multi-row files are iterators over the buffer that

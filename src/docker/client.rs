@@ -3,7 +3,7 @@
 //!
 //! - The *API* connection carries one request at a time (keep-alive), from a
 //!   queue: version, info, list, inspect. A reused connection that closes
-//!   before answering is retried once on a fresh one (compat.md §1.1).
+//!   before answering is retried once on a fresh one (docs/compat.md §1.1).
 //! - The *events* connection holds one `GET /events` stream whose body is
 //!   split into lines and parsed as container events.
 //!

@@ -1,6 +1,6 @@
 //! The `GET /events` stream: NDJSON line splitting and container events in
 //! both the legacy (`status/id/from`) and current (`Type/Action/Actor`)
-//! shapes (compat.md §1.9).
+//! shapes (docs/compat.md §1.5).
 //!
 //! Feeding: pass [`LineSplitter::buffer_mut`] as the `body` argument of
 //! [`crate::http::response::ResponseDecoder::feed`], then drain

@@ -1,4 +1,4 @@
-//! Engine API versions and the negotiation rule (compat.md §1.2).
+//! Engine API versions and the negotiation rule (docs/compat.md §1.2).
 //!
 //! The agent asks the unversioned `GET /version` once, then prefixes every
 //! path with `/v<negotiated>`: the daemon's newest version capped at ours,

@@ -8,7 +8,7 @@ pub const USER_AGENT: &str = concat!("outlyer-agent/", env!("CARGO_PKG_VERSION")
 
 /// Appends one HTTP/1.1 request to `out`.
 ///
-/// Always sends `Host` (Docker ≥ 1.12 rejects HTTP/1.1 without it; compat.md
+/// Always sends `Host` (Docker ≥ 1.12 rejects HTTP/1.1 without it; docs/compat.md
 /// §1.1) and `User-Agent`, then `headers`, then `Content-Length` and the
 /// body when `body` is given. Caller headers named `Host`, `User-Agent` or
 /// `Content-Length` are ignored (those are ours), as are headers containing

@@ -3,7 +3,7 @@
 //! Bytes go in as they arrive from the socket, split anywhere; decoded body
 //! bytes are appended to a caller-owned `Vec<u8>` so a streaming consumer
 //! (the `/events` line splitter) can drain them as they come. Docker uses all
-//! three framings (compat.md §1.1): `Content-Length` for short replies,
+//! three framings (docs/compat.md §1.1): `Content-Length` for short replies,
 //! `Transfer-Encoding: chunked` once a handler writes more than 2 KiB or
 //! flushes, and read-until-close for HTTP/1.0 and some error replies.
 //!

@@ -1,4 +1,4 @@
-//! The Outlyer view (`base.*`, metrics.md §1): derived from two readings.
+//! The Outlyer view (`base.*`, docs/metrics.md §1): derived from two readings.
 
 use super::reading::*;
 
@@ -347,7 +347,7 @@ mod tests {
 
     #[test]
     fn cpu_percent_like_docker_stats() {
-        // compat.md §4 worked example: 4 CPUs, Δusage 0.5 s, Δsystem 4 s → 50 %.
+        // docs/metrics.md §1 worked example: 4 CPUs, Δusage 0.5 s, Δsystem 4 s → 50 %.
         let t0 = Instant::now();
         let prev = Reading {
             at: Some(t0),

@@ -3,7 +3,7 @@
 //! Same contract as the cgroup parsers: pure functions over the bytes of one
 //! file, no allocation, text results borrow the input, never a panic, and
 //! multi-row files are iterators yielding one `Result` per row. Formats:
-//! `compat.md` §2.1, §2.3, §3.6.
+//! `docs/compat.md` §2.1, §2.3, §3.
 //!
 //! | file | parser |
 //! |---|---|

@@ -1,4 +1,4 @@
-//! Upload to the monitoring backend (outlyer-protocol.md): virtual agents
+//! Upload to the monitoring backend (docs/protocol.md): virtual agents
 //! over the agent API, metrics to Graphite and/or the series API, over TLS
 //! driven by the agent's single mio loop.
 //!

@@ -1,4 +1,4 @@
-//! What goes on the wire (outlyer-protocol.md): ping bodies, tags,
+//! What goes on the wire (docs/protocol.md): ping bodies, tags,
 //! process counts, the agents list, Graphite lines and series JSON. Pure
 //! functions; the only file access is [`processes_of`], kept apart.
 
