@@ -128,8 +128,9 @@ fn render(name: &str, rootfs: &Path, infos: &[ContainerInfo], mut between: impl 
     let mut series = String::new();
     write_series_body(
         &mut series,
+        // As the uploader sends them: each sample's own fingerprint is its host.
         samples.iter().map(|(finger, path, value)| SeriesSample {
-            host: &host.name,
+            host: finger,
             container: infos
                 .iter()
                 .find(|i| &i.fingerprint == finger)
