@@ -1238,6 +1238,62 @@ fn a_server_hanging_up_kept_alive_connections_costs_no_failure() {
 }
 
 #[test]
+fn shutdown_deregistrations_do_not_wait_behind_requests_a_stalled_backend_holds() {
+    let tmp = TempFiles::new("stalled-shutdown");
+    let pki = pki(&["localhost"]);
+    // Completes TLS, reads every request, answers none.
+    let received = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let r2 = received.clone();
+    let port = tls_sink(&pki, move |bytes| {
+        r2.lock().unwrap().extend_from_slice(bytes)
+    });
+    let mut s = settings(&tmp, &format!("https://localhost:{port}"), &pki.ca_pem, &[]);
+    s.request_timeout = Duration::from_secs(30);
+    let mut agent = Agent::new(s);
+    let cs: Vec<ContainerInfo> = (1..=2).map(container).collect();
+    for c in &cs {
+        agent.up.container_started(c, vec![], Instant::now());
+    }
+    // A 5 000-sample backlog, then every connection holds a request.
+    let fingers: Vec<String> = (0..1700).map(|i| format!("f{i}")).collect();
+    agent.push_cycle(&fingers, 1_700_000_000.0);
+    let api_requests = |r: &Mutex<Vec<u8>>| {
+        String::from_utf8_lossy(&r.lock().unwrap())
+            .matches(" /agents/")
+            .count()
+    };
+    assert!(
+        agent.run_until(Duration::from_secs(5), |_| api_requests(&received) >= 2),
+        "both API connections carry a request"
+    );
+    let t = Instant::now();
+    agent.up.shutdown(agent.poll.registry(), t);
+    assert!(agent.run_until(Duration::from_secs(6), |up| up.is_shutdown_complete()));
+    let took = t.elapsed();
+    let text = String::from_utf8_lossy(&received.lock().unwrap()).into_owned();
+    let deregistered: Vec<bool> = cs
+        .iter()
+        .map(|c| {
+            text.contains(&format!(
+                "POST /agents/{}/deregister HTTP/1.1",
+                c.fingerprint
+            ))
+        })
+        .collect();
+    eprintln!(
+        "stalled backend: shutdown took {took:?}; deregistrations read by the backend: {} of {}",
+        deregistered.iter().filter(|d| **d).count(),
+        cs.len()
+    );
+    assert_eq!(
+        deregistered,
+        [true, true],
+        "every deregistration reached the backend"
+    );
+    assert!(took <= Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
 fn request_timeout_fires_when_the_backend_never_answers() {
     let tmp = TempFiles::new("mute");
     let pki = pki(&["localhost"]);

@@ -204,7 +204,10 @@ mod tests {
     fn docker_both_drivers_and_cgroup_parent() {
         let p = format!("/docker/{ID}");
         let f = found(&p).unwrap();
-        assert_eq!((f.runtime, f.id, f.cgroup), (Runtime::Docker, ID, p.as_str()));
+        assert_eq!(
+            (f.runtime, f.id, f.cgroup),
+            (Runtime::Docker, ID, p.as_str())
+        );
         assert_eq!((f.pod_uid, f.qos), (None, None));
         let p = format!("/system.slice/docker-{ID}.scope");
         let f = found(&p).unwrap();
@@ -272,7 +275,10 @@ mod tests {
         let f = found(&p).unwrap();
         assert_eq!(f.runtime, Runtime::Podman);
         assert!(f.cgroup.ends_with(".scope"), "{}", f.cgroup);
-        assert_eq!(found(&format!("/machine.slice/libpod-conmon-{ID}.scope")), None);
+        assert_eq!(
+            found(&format!("/machine.slice/libpod-conmon-{ID}.scope")),
+            None
+        );
     }
 
     #[test]

@@ -609,6 +609,18 @@ impl Conn {
         self.state = State::Free;
     }
 
+    /// The id of the request this connection carries, if any.
+    pub fn current_id(&self) -> Option<u64> {
+        self.current.map(|(id, _)| id)
+    }
+
+    /// Drops the current request unanswered and closes the connection, so
+    /// the next request goes out on a fresh one; returns the request's id.
+    pub fn abandon(&mut self, registry: &Registry) -> Option<u64> {
+        self.close(registry);
+        self.current.take().map(|(id, _)| id)
+    }
+
     pub fn close(&mut self, registry: &Registry) {
         if let Some(sock) = self.sock.as_mut() {
             let _ = registry.deregister(sock);

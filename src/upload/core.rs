@@ -595,6 +595,10 @@ impl Core {
     fn give_back(&mut self, ep: Endpoint, flight: InFlight) {
         match flight {
             InFlight::Job(job) => {
+                // After shutdown only deregistrations are still worth sending.
+                if self.is_shutting_down() && !matches!(job, Job::Deregister(_)) {
+                    return;
+                }
                 // Ping/Tags of a container gone meanwhile are moot; a
                 // Deregister must survive.
                 if !self.jobs.contains(&job) {
@@ -727,6 +731,29 @@ impl Core {
         // Waiting out a long backoff would only hit the deadline.
         for s in &mut self.endpoints {
             s.not_before = None;
+        }
+    }
+
+    /// Whether in-flight request `id` may be dropped for the shutdown's
+    /// deregistrations: an API request that is not one itself.
+    pub fn yields_on_shutdown(&self, id: u64) -> bool {
+        self.is_shutting_down()
+            && matches!(
+                self.in_flight.get(&id),
+                Some((Endpoint::Api, InFlight::Job(job))) if !matches!(job, Job::Deregister(_))
+            )
+    }
+
+    /// The shell dropped request `id` unanswered during shutdown: it is
+    /// forgotten (no backoff, not counted as a failure; after shutdown a
+    /// ping or tags request is moot).
+    pub fn abandon(&mut self, id: u64) {
+        if let Some((ep, flight)) = self.in_flight.remove(&id) {
+            let state = &mut self.endpoints[ep as usize];
+            state.in_flight = state.in_flight.saturating_sub(1);
+            if let InFlight::Job(job @ Job::Deregister(_)) = flight {
+                self.jobs.push_front(job);
+            }
         }
     }
 

@@ -336,6 +336,21 @@ impl Uploader {
     /// grace period (4.5 s by default) whether or not the backend answers.
     pub fn shutdown(&mut self, registry: &Registry, now: Instant) {
         self.core.shutdown(self.grace, now);
+        // Deregistration goes first: an API request still waiting for its
+        // answer (a ping to a stalled backend may wait out the whole grace
+        // period) gives its connection up, and the deregistrations go out
+        // on fresh ones at once.
+        for c in &mut self.conns {
+            let yields = c
+                .current_id()
+                .is_some_and(|id| self.core.yields_on_shutdown(id));
+            if yields {
+                if let Some(id) = c.abandon(registry) {
+                    crate::debug!("upload: request {id} abandoned for the deregistrations");
+                    self.core.abandon(id);
+                }
+            }
+        }
         self.pump(registry, now);
     }
 
