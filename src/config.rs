@@ -7,26 +7,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::secret::Secret;
+
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8000";
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 pub const DEFAULT_INTERVAL: u64 = 30;
 pub const DEFAULT_TAGS: &str = "docker";
-
-/// The agent key. Its `Debug` and `Display` never show the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -328,7 +314,7 @@ where
                     "contains spaces or control characters",
                 ));
             }
-            Some(Secret(k))
+            Some(Secret::new(k))
         }
     };
 

@@ -17,6 +17,7 @@ pub mod pages;
 pub mod parse;
 pub mod procfs;
 pub mod registry;
+pub mod secret;
 pub mod server;
 pub mod sys;
 pub mod time;

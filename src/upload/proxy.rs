@@ -4,6 +4,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::secret::Secret;
+
 /// An HTTP proxy (`http://[user:pass@]host[:port]`, port 1080 by default
 /// like curl; without `http://` the port is required, so that a stray word
 /// is not taken for a proxy host). `Debug` hides the credentials.
@@ -12,7 +14,7 @@ pub struct Proxy {
     pub host: String,
     pub port: u16,
     /// `Basic <base64(user:pass)>`, ready for `Proxy-Authorization`.
-    pub authorization: Option<String>,
+    pub authorization: Option<Secret>,
 }
 
 impl fmt::Debug for Proxy {
@@ -70,7 +72,7 @@ impl Proxy {
             let mut plain = percent_decode(user);
             plain.push(b':');
             plain.extend(percent_decode(pass));
-            format!("Basic {}", base64(&plain))
+            Secret::new(format!("Basic {}", base64(&plain)))
         });
         Ok(Proxy {
             host,
@@ -345,7 +347,7 @@ mod tests {
         let p = Proxy::parse("http://us%40er:p%3Ass@proxy.example:3128/").unwrap();
         assert_eq!((p.host.as_str(), p.port), ("proxy.example", 3128));
         assert_eq!(
-            p.authorization.as_deref(),
+            p.authorization.as_ref().map(Secret::expose),
             Some(format!("Basic {}", base64(b"us@er:p:ss")).as_str())
         );
         assert!(!format!("{p:?}").contains("Basic"));

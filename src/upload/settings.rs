@@ -2,7 +2,6 @@
 //! [`FLAGS`]). Every bad value is a [`ConfigError`] naming the setting; the
 //! key itself is never part of a message.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,6 +11,7 @@ use rustls::pki_types::CertificateDer;
 
 use super::proxy::{NoProxy, Proxy};
 use crate::config::ConfigError;
+use crate::secret::Secret;
 
 pub const DEFAULT_SERVER: &str = "https://agent.dataloop.io";
 pub const DEFAULT_BUFFER_SAMPLES: usize = 10_000;
@@ -26,22 +26,6 @@ pub const FLAGS: &[(&str, &str)] = &[
     ("--ca-file", "DATALOOP_CA_FILE"),
     ("--buffer-samples", "DATALOOP_BUFFER_SAMPLES"),
 ];
-
-/// The agent key. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKey([redacted])")
-    }
-}
 
 /// `scheme://host[:port][/path]` with the scheme reduced to "TLS or not".
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -194,7 +178,7 @@ impl Proxies {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct UploadSettings {
-    pub key: ApiKey,
+    pub key: Secret,
     /// Base URL of the agent API.
     pub server: Target,
     /// Graphite plaintext sink (`tls` when given as `tls://host:port`).
@@ -270,7 +254,7 @@ impl UploadSettings {
                         "contains spaces or control characters",
                     ));
                 }
-                Some(ApiKey(k))
+                Some(Secret::new(k))
             }
         };
 
@@ -684,6 +668,24 @@ mod tests {
             setting_of(settings(&[("DATALOOP_AGENT_KEY", "a\r\nb")])),
             "DATALOOP_AGENT_KEY"
         );
+    }
+
+    #[test]
+    fn debug_output_hides_the_key_and_proxy_credentials() {
+        let s = settings(&[
+            ("DATALOOP_AGENT_KEY", "SEKRIT-KEY"),
+            ("HTTPS_PROXY", "http://user:SEKRIT-PASS@proxy:3128"),
+        ])
+        .unwrap()
+        .unwrap();
+        let auth = s.proxies.https.as_ref().unwrap().authorization.as_ref();
+        let encoded = auth.unwrap().expose().trim_start_matches("Basic ");
+        for text in [format!("{s:?}"), format!("{s:#?}")] {
+            assert!(
+                !text.contains("SEKRIT") && !text.contains(encoded),
+                "{text}"
+            );
+        }
     }
 
     #[test]
