@@ -22,6 +22,7 @@ pub mod server;
 pub mod sys;
 pub mod time;
 pub mod upload;
+pub mod url;
 pub mod uuid;
 
 #[doc(hidden)]

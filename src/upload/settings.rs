@@ -12,6 +12,8 @@ use rustls::pki_types::CertificateDer;
 use super::proxy::{NoProxy, Proxy};
 use crate::config::ConfigError;
 use crate::secret::Secret;
+use crate::url::parse_graphite;
+pub use crate::url::{parse_url, Target};
 
 pub const DEFAULT_SERVER: &str = "https://agent.dataloop.io";
 pub const DEFAULT_BUFFER_SAMPLES: usize = 10_000;
@@ -26,129 +28,6 @@ pub const FLAGS: &[(&str, &str)] = &[
     ("--ca-file", "DATALOOP_CA_FILE"),
     ("--buffer-samples", "DATALOOP_BUFFER_SAMPLES"),
 ];
-
-/// `scheme://host[:port][/path]` with the scheme reduced to "TLS or not".
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
-    pub tls: bool,
-    /// Host name or IP literal (IPv6 without brackets).
-    pub host: String,
-    pub port: u16,
-    /// Path without a trailing `/` (empty for the root).
-    pub path: String,
-}
-
-impl Target {
-    /// The `Host` header value: the port only when it is not the default.
-    pub fn host_header(&self) -> String {
-        let default = if self.tls { 443 } else { 80 };
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == default {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
-    }
-}
-
-/// Parses `https://host[:port][/path]` (or `http://`); query and fragment
-/// are refused, user info too (credentials belong in the key). Messages
-/// never quote the text: user info or a query could hold a secret.
-pub fn parse_url(text: &str) -> Result<Target, String> {
-    let (tls, rest) = if let Some(r) = text.strip_prefix("https://") {
-        (true, r)
-    } else if let Some(r) = text.strip_prefix("http://") {
-        (false, r)
-    } else {
-        return Err("scheme must be https:// (or http:// for testing)".to_owned());
-    };
-    let (authority, path) = match rest.find(['/', '?', '#']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    if authority.contains('@') {
-        return Err(
-            "user info is not allowed in the URL (the key goes in DATALOOP_AGENT_KEY)".to_owned(),
-        );
-    }
-    if path.contains(['?', '#']) {
-        return Err("a query string or fragment is not allowed in the URL".to_owned());
-    }
-    let (host, port) = parse_authority(authority, if tls { 443 } else { 80 })
-        .ok_or_else(|| "the URL has no valid host[:port]".to_owned())?;
-    Ok(Target {
-        tls,
-        host,
-        port,
-        path: path.trim_end_matches('/').to_owned(),
-    })
-}
-
-/// `DATALOOP_GRAPHITE`: `host:port`, `tls://host:port` (or `tcp://host:port`).
-/// The port is required: a bare word such as `garbage` is refused rather
-/// than taken as `garbage:2003`.
-pub fn parse_graphite(text: &str) -> Result<Target, String> {
-    let (tls, rest) = match text.strip_prefix("tls://") {
-        Some(r) => (true, r),
-        None => (false, text.strip_prefix("tcp://").unwrap_or(text)),
-    };
-    if rest.contains('@') {
-        return Err("user info is not allowed in host:port".to_owned());
-    }
-    let has_port = match rest.strip_prefix('[') {
-        Some(r) => r
-            .split_once(']')
-            .is_some_and(|(_, after)| after.starts_with(':')),
-        None => rest.contains(':'),
-    };
-    let parsed = if has_port {
-        parse_authority(rest, 0)
-    } else {
-        None
-    };
-    let (host, port) = parsed.ok_or_else(|| {
-        "must be host:port or tls://host:port with an explicit port (e.g. carbon.example.com:2003)"
-            .to_owned()
-    })?;
-    Ok(Target {
-        tls,
-        host,
-        port,
-        path: String::new(),
-    })
-}
-
-/// `host`, `host:port`, `[v6]`, `[v6]:port` → (host, port).
-pub fn parse_authority(text: &str, default_port: u16) -> Option<(String, u16)> {
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (h, after) = rest.split_once(']')?;
-        h.parse::<std::net::Ipv6Addr>().ok()?;
-        let port = match after {
-            "" => None,
-            p => Some(p.strip_prefix(':')?),
-        };
-        (h, port)
-    } else {
-        match text.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (text, None),
-        }
-    };
-    let port = match port {
-        None => default_port,
-        Some(p) => p.parse::<u16>().ok().filter(|&p| p != 0)?,
-    };
-    let valid = !host.is_empty()
-        && host.len() <= 253
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
-    valid.then(|| (host.to_ascii_lowercase(), port))
-}
 
 /// Proxies as curl reads them from the environment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
