@@ -19,6 +19,7 @@ pub mod procfs;
 pub mod registry;
 pub mod secret;
 pub mod server;
+pub mod setting;
 pub mod sys;
 pub mod time;
 pub mod upload;

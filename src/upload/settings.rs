@@ -1,6 +1,7 @@
 //! Upload settings from the environment (flags mirror the variables, see
-//! [`FLAGS`]). Every bad value is a [`ConfigError`] naming the setting; the
-//! key itself is never part of a message.
+//! [`UPLOAD_FLAGS`](crate::setting::UPLOAD_FLAGS)). Every bad value is a
+//! [`SettingError`] naming the setting; the key itself is never part of a
+//! message.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,24 +11,13 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::CertificateDer;
 
 use super::proxy::{NoProxy, Proxy};
-use crate::config::ConfigError;
 use crate::secret::Secret;
+use crate::setting::{agent_key, SettingError};
 use crate::url::parse_graphite;
 pub use crate::url::{parse_url, Target};
 
 pub const DEFAULT_SERVER: &str = "https://agent.dataloop.io";
 pub const DEFAULT_BUFFER_SAMPLES: usize = 10_000;
-
-/// Command-line flag → the variable it stands for. Flags win over the
-/// environment: the flag parser overlays them before calling
-/// [`UploadSettings::from_env`].
-pub const FLAGS: &[(&str, &str)] = &[
-    ("--server", "DATALOOP_SERVER"),
-    ("--graphite", "DATALOOP_GRAPHITE"),
-    ("--series-url", "DATALOOP_SERIES_URL"),
-    ("--ca-file", "DATALOOP_CA_FILE"),
-    ("--buffer-samples", "DATALOOP_BUFFER_SAMPLES"),
-];
 
 /// Proxies as curl reads them from the environment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -82,8 +72,8 @@ pub struct UploadSettings {
     pub nameservers: Option<Vec<SocketAddr>>,
 }
 
-fn err(setting: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::new(setting, message)
+fn err(setting: &str, message: impl Into<String>) -> SettingError {
+    SettingError::new(setting, message)
 }
 
 /// What is wrong with a PEM file, without quoting its lines.
@@ -100,7 +90,7 @@ fn pem_problem(e: &rustls::pki_types::pem::Error) -> &'static str {
 
 /// A value that will become part of a request head must not carry CR, LF
 /// or any other control byte.
-fn reject_controls(setting: &str, value: &str) -> Result<(), ConfigError> {
+fn reject_controls(setting: &str, value: &str) -> Result<(), SettingError> {
     if value.bytes().any(|b| b.is_ascii_control()) {
         return Err(err(setting, "contains control characters (CR/LF?)"));
     }
@@ -112,30 +102,18 @@ impl UploadSettings {
     /// uploaded. `read_file` loads `DATALOOP_CA_FILE` (start-up only).
     pub fn from_env(
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Option<UploadSettings>, ConfigError> {
+    ) -> Result<Option<UploadSettings>, SettingError> {
         Self::from_env_with(env, |p| std::fs::read(p))
     }
 
     pub fn from_env_with(
         env: impl Fn(&str) -> Option<String>,
         read_file: impl Fn(&str) -> std::io::Result<Vec<u8>>,
-    ) -> Result<Option<UploadSettings>, ConfigError> {
+    ) -> Result<Option<UploadSettings>, SettingError> {
         let nonempty = |name: &str| env(name).filter(|v| !v.trim().is_empty());
         // Without a key nothing is uploaded, but every upload setting given
         // is still checked: a bad one stops start-up either way.
-        let key = match nonempty("DATALOOP_AGENT_KEY") {
-            None => None,
-            Some(k) => {
-                if k.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-                    // Never echo the value: it is the secret.
-                    return Err(err(
-                        "DATALOOP_AGENT_KEY",
-                        "contains spaces or control characters",
-                    ));
-                }
-                Some(Secret::new(k))
-            }
-        };
+        let key = agent_key(env("DATALOOP_AGENT_KEY"))?;
 
         let server_text = nonempty("DATALOOP_SERVER").unwrap_or_else(|| DEFAULT_SERVER.to_owned());
         reject_controls("DATALOOP_SERVER", &server_text)?;
@@ -185,7 +163,7 @@ impl UploadSettings {
             }
         }
 
-        let proxy_var = |names: &[&'static str]| -> Result<Option<Proxy>, ConfigError> {
+        let proxy_var = |names: &[&'static str]| -> Result<Option<Proxy>, SettingError> {
             for &name in names {
                 if let Some(v) = nonempty(name) {
                     reject_controls(name, &v)?;
@@ -288,7 +266,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn settings(vars: &[(&str, &str)]) -> Result<Option<UploadSettings>, ConfigError> {
+    fn settings(vars: &[(&str, &str)]) -> Result<Option<UploadSettings>, SettingError> {
         let map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -305,7 +283,7 @@ mod tests {
         )
     }
 
-    fn setting_of(r: Result<Option<UploadSettings>, ConfigError>) -> String {
+    fn setting_of(r: Result<Option<UploadSettings>, SettingError>) -> String {
         r.unwrap_err().setting
     }
 
