@@ -1,32 +1,18 @@
 //! Flags and environment → a validated [`Config`]. Flags win over the
-//! environment; every bad value is a [`ConfigError`] that names the setting
+//! environment; every bad value is a [`SettingError`] that names the setting
 //! (the process exits with code 2).
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::secret::Secret;
+use crate::setting::{agent_key, SettingError, UPLOAD_FLAGS};
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8000";
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 pub const DEFAULT_INTERVAL: u64 = 30;
 pub const DEFAULT_TAGS: &str = "docker";
-
-/// The agent key. Its `Debug` and `Display` never show the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -66,12 +52,7 @@ impl Config {
         self.upload_flags
             .iter()
             .find(|(v, _)| *v == var)
-            .and_then(|(v, _)| {
-                crate::upload::settings::FLAGS
-                    .iter()
-                    .find(|(_, e)| e == v)
-                    .map(|(f, _)| *f)
-            })
+            .and_then(|(v, _)| UPLOAD_FLAGS.iter().find(|(_, e)| e == v).map(|(f, _)| *f))
     }
 }
 
@@ -82,29 +63,8 @@ pub enum Command {
     Version,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    pub setting: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid {}: {}", self.setting, self.message)
-    }
-}
-
-impl ConfigError {
-    pub fn new(setting: &str, message: impl Into<String>) -> ConfigError {
-        ConfigError {
-            setting: setting.to_owned(),
-            message: message.into(),
-        }
-    }
-}
-
-fn err(setting: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::new(setting, message)
+fn err(setting: &str, message: impl Into<String>) -> SettingError {
+    SettingError::new(setting, message)
 }
 
 pub fn help_text() -> String {
@@ -160,7 +120,7 @@ Environment:
 
 /// Parses flags (without the program name) and the environment.
 /// `path_exists` is consulted for the default rootfs and to validate `--rootfs`.
-pub fn parse<I, E, P>(args: I, env: E, path_exists: P) -> Result<Command, ConfigError>
+pub fn parse<I, E, P>(args: I, env: E, path_exists: P) -> Result<Command, SettingError>
 where
     I: IntoIterator<Item = String>,
     E: Fn(&str) -> Option<String>,
@@ -192,7 +152,7 @@ where
         };
         // A switch takes no value, except `--debug=yes|no|true|false` (and
         // `--tcp-states=…`), the words its variable takes.
-        let switch = |flag: &str| -> Result<bool, ConfigError> {
+        let switch = |flag: &str| -> Result<bool, SettingError> {
             match &inline {
                 None => Ok(true),
                 Some(v) => yes_no(v).ok_or_else(|| {
@@ -206,13 +166,13 @@ where
                 }),
             }
         };
-        let no_value = |flag: &str| -> Result<(), ConfigError> {
+        let no_value = |flag: &str| -> Result<(), SettingError> {
             match inline {
                 None => Ok(()),
                 Some(_) => Err(err(flag, "takes no value")),
             }
         };
-        let mut value = |flag: &str| -> Result<String, ConfigError> {
+        let mut value = |flag: &str| -> Result<String, SettingError> {
             match inline.clone().or_else(|| args.next()) {
                 Some(v) => Ok(v),
                 None => Err(err(flag, "needs a value")),
@@ -231,10 +191,7 @@ where
             "--docker-socket" => socket = Some(value("--docker-socket")?),
             "--listen" => listen = Some(("--listen", value("--listen")?)),
             "--interval" => interval = Some(("--interval", value("--interval")?)),
-            other => match crate::upload::settings::FLAGS
-                .iter()
-                .find(|(f, _)| *f == other)
-            {
+            other => match UPLOAD_FLAGS.iter().find(|(f, _)| *f == other) {
                 Some(&(flag, var)) => {
                     let v = value(flag)?;
                     upload_flags.retain(|(x, _)| *x != var);
@@ -317,20 +274,7 @@ where
         None => DEFAULT_INTERVAL,
     };
 
-    let agent_key = match env("DATALOOP_AGENT_KEY") {
-        None => None,
-        Some(k) if k.trim().is_empty() => None,
-        Some(k) => {
-            if k.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-                // The value is never echoed: it is the secret.
-                return Err(err(
-                    "DATALOOP_AGENT_KEY",
-                    "contains spaces or control characters",
-                ));
-            }
-            Some(Secret(k))
-        }
-    };
+    let agent_key = agent_key(env("DATALOOP_AGENT_KEY"))?;
 
     let name = match env("DATALOOP_NAME") {
         Some(n) if n.bytes().any(|b| b.is_ascii_control()) => {
@@ -395,7 +339,7 @@ fn yes_no(v: &str) -> Option<bool> {
 }
 
 /// `yes/no/true/false`, case-insensitive; unset or empty is no.
-fn parse_yes_no<E: Fn(&str) -> Option<String>>(env: &E, name: &str) -> Result<bool, ConfigError> {
+fn parse_yes_no<E: Fn(&str) -> Option<String>>(env: &E, name: &str) -> Result<bool, SettingError> {
     match env(name) {
         None => Ok(false),
         Some(v) if v.trim().is_empty() => Ok(false),
@@ -410,7 +354,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, SettingError> {
         let env: HashMap<String, String> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -426,7 +370,7 @@ mod tests {
         }
     }
 
-    fn setting_of(r: Result<Config, ConfigError>) -> String {
+    fn setting_of(r: Result<Config, SettingError>) -> String {
         r.expect_err("should be rejected").setting
     }
 

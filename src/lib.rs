@@ -17,12 +17,15 @@ pub mod pages;
 pub mod parse;
 pub mod procfs;
 pub mod registry;
+pub mod secret;
 pub mod server;
+pub mod setting;
 pub mod source;
 pub mod sys;
 pub mod time;
 pub mod tracking;
 pub mod upload;
+pub mod url;
 pub mod uuid;
 
 #[doc(hidden)]

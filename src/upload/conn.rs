@@ -307,7 +307,7 @@ impl Conn {
                         &mut self.raw_out,
                         &self.target.host,
                         self.target.port,
-                        p.authorization.as_deref(),
+                        p.authorization.as_ref().map(|a| a.expose()),
                     );
                     self.state = State::ExpectTunnel {
                         deadline: now + self.timeouts.handshake,

@@ -170,7 +170,8 @@ impl Core {
             if t.tls {
                 return None;
             }
-            ep.proxy(settings, t).map(|p| p.authorization.clone())
+            ep.proxy(settings, t)
+                .map(|p| p.authorization.as_ref().map(|a| a.expose().to_owned()))
         });
         let endpoints = targets.map(|target| EndpointState {
             target,

@@ -1,18 +1,20 @@
-//! HTTP proxies as curl reads them: the proxy URL, `NO_PROXY` matching and
-//! the `CONNECT` tunnel handshake (sans-IO: bytes in, bytes out).
+//! HTTP proxies as curl reads them: the proxy and its credentials (the URL
+//! is parsed by [`crate::url`]), `NO_PROXY` matching and the `CONNECT`
+//! tunnel handshake (sans-IO: bytes in, bytes out).
 
 use std::fmt;
 use std::net::IpAddr;
 
-/// An HTTP proxy (`http://[user:pass@]host[:port]`, port 1080 by default
-/// like curl; without `http://` the port is required, so that a stray word
-/// is not taken for a proxy host). `Debug` hides the credentials.
+use crate::secret::Secret;
+
+/// An HTTP proxy, parsed by [`crate::url::parse_proxy_url`]. `Debug` hides
+/// the credentials.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Proxy {
     pub host: String,
     pub port: u16,
     /// `Basic <base64(user:pass)>`, ready for `Proxy-Authorization`.
-    pub authorization: Option<String>,
+    pub authorization: Option<Secret>,
 }
 
 impl fmt::Debug for Proxy {
@@ -34,47 +36,17 @@ impl fmt::Debug for Proxy {
 impl Proxy {
     /// Messages never quote the text: it may carry `user:pass@`.
     pub fn parse(text: &str) -> Result<Proxy, String> {
-        let (has_scheme, rest) = match text.split_once("://") {
-            None => (false, text),
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (true, rest),
-            Some((scheme, _))
-                if !scheme.is_empty()
-                    && scheme
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')) =>
-            {
-                return Err(format!(
-                    "proxy scheme {scheme:?} is not supported (only http:// CONNECT proxies)"
-                ))
-            }
-            Some(_) => return Err("proxy is not a URL like http://host:port".to_owned()),
-        };
-        let rest = rest.split('/').next().unwrap_or_default();
-        let (userinfo, hostport) = match rest.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, rest),
-        };
-        let has_port = match hostport.strip_prefix('[') {
-            Some(r) => r
-                .split_once(']')
-                .is_some_and(|(_, after)| after.starts_with(':')),
-            None => hostport.contains(':'),
-        };
-        if !has_scheme && !has_port {
-            return Err("proxy must be http://host[:port] or host:port".to_owned());
-        }
-        let (host, port) = super::settings::parse_authority(hostport, 1080)
-            .ok_or_else(|| "proxy needs host[:port]".to_owned())?;
-        let authorization = userinfo.map(|u| {
+        let url = crate::url::parse_proxy_url(text)?;
+        let authorization = url.userinfo.map(|u| {
             let (user, pass) = u.split_once(':').unwrap_or((u, ""));
             let mut plain = percent_decode(user);
             plain.push(b':');
             plain.extend(percent_decode(pass));
-            format!("Basic {}", base64(&plain))
+            Secret::new(format!("Basic {}", base64(&plain)))
         });
         Ok(Proxy {
-            host,
-            port,
+            host: url.host,
+            port: url.port,
             authorization,
         })
     }
@@ -345,7 +317,7 @@ mod tests {
         let p = Proxy::parse("http://us%40er:p%3Ass@proxy.example:3128/").unwrap();
         assert_eq!((p.host.as_str(), p.port), ("proxy.example", 3128));
         assert_eq!(
-            p.authorization.as_deref(),
+            p.authorization.as_ref().map(Secret::expose),
             Some(format!("Basic {}", base64(b"us@er:p:ss")).as_str())
         );
         assert!(!format!("{p:?}").contains("Basic"));

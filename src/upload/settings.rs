@@ -1,8 +1,8 @@
 //! Upload settings from the environment (flags mirror the variables, see
-//! [`FLAGS`]). Every bad value is a [`ConfigError`] naming the setting; the
-//! key itself is never part of a message.
+//! [`UPLOAD_FLAGS`](crate::setting::UPLOAD_FLAGS)). Every bad value is a
+//! [`SettingError`] naming the setting; the key itself is never part of a
+//! message.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,160 +11,13 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::CertificateDer;
 
 use super::proxy::{NoProxy, Proxy};
-use crate::config::ConfigError;
+use crate::secret::Secret;
+use crate::setting::{agent_key, SettingError};
+use crate::url::parse_graphite;
+pub use crate::url::{parse_url, Target};
 
 pub const DEFAULT_SERVER: &str = "https://agent.dataloop.io";
 pub const DEFAULT_BUFFER_SAMPLES: usize = 10_000;
-
-/// Command-line flag → the variable it stands for. Flags win over the
-/// environment: the flag parser overlays them before calling
-/// [`UploadSettings::from_env`].
-pub const FLAGS: &[(&str, &str)] = &[
-    ("--server", "DATALOOP_SERVER"),
-    ("--graphite", "DATALOOP_GRAPHITE"),
-    ("--series-url", "DATALOOP_SERIES_URL"),
-    ("--ca-file", "DATALOOP_CA_FILE"),
-    ("--buffer-samples", "DATALOOP_BUFFER_SAMPLES"),
-];
-
-/// The agent key. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKey([redacted])")
-    }
-}
-
-/// `scheme://host[:port][/path]` with the scheme reduced to "TLS or not".
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
-    pub tls: bool,
-    /// Host name or IP literal (IPv6 without brackets).
-    pub host: String,
-    pub port: u16,
-    /// Path without a trailing `/` (empty for the root).
-    pub path: String,
-}
-
-impl Target {
-    /// The `Host` header value: the port only when it is not the default.
-    pub fn host_header(&self) -> String {
-        let default = if self.tls { 443 } else { 80 };
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == default {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
-    }
-}
-
-/// Parses `https://host[:port][/path]` (or `http://`); query and fragment
-/// are refused, user info too (credentials belong in the key). Messages
-/// never quote the text: user info or a query could hold a secret.
-pub fn parse_url(text: &str) -> Result<Target, String> {
-    let (tls, rest) = if let Some(r) = text.strip_prefix("https://") {
-        (true, r)
-    } else if let Some(r) = text.strip_prefix("http://") {
-        (false, r)
-    } else {
-        return Err("scheme must be https:// (or http:// for testing)".to_owned());
-    };
-    let (authority, path) = match rest.find(['/', '?', '#']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    if authority.contains('@') {
-        return Err(
-            "user info is not allowed in the URL (the key goes in DATALOOP_AGENT_KEY)".to_owned(),
-        );
-    }
-    if path.contains(['?', '#']) {
-        return Err("a query string or fragment is not allowed in the URL".to_owned());
-    }
-    let (host, port) = parse_authority(authority, if tls { 443 } else { 80 })
-        .ok_or_else(|| "the URL has no valid host[:port]".to_owned())?;
-    Ok(Target {
-        tls,
-        host,
-        port,
-        path: path.trim_end_matches('/').to_owned(),
-    })
-}
-
-/// `DATALOOP_GRAPHITE`: `host:port`, `tls://host:port` (or `tcp://host:port`).
-/// The port is required: a bare word such as `garbage` is refused rather
-/// than taken as `garbage:2003`.
-pub fn parse_graphite(text: &str) -> Result<Target, String> {
-    let (tls, rest) = match text.strip_prefix("tls://") {
-        Some(r) => (true, r),
-        None => (false, text.strip_prefix("tcp://").unwrap_or(text)),
-    };
-    if rest.contains('@') {
-        return Err("user info is not allowed in host:port".to_owned());
-    }
-    let has_port = match rest.strip_prefix('[') {
-        Some(r) => r
-            .split_once(']')
-            .is_some_and(|(_, after)| after.starts_with(':')),
-        None => rest.contains(':'),
-    };
-    let parsed = if has_port {
-        parse_authority(rest, 0)
-    } else {
-        None
-    };
-    let (host, port) = parsed.ok_or_else(|| {
-        "must be host:port or tls://host:port with an explicit port (e.g. carbon.example.com:2003)"
-            .to_owned()
-    })?;
-    Ok(Target {
-        tls,
-        host,
-        port,
-        path: String::new(),
-    })
-}
-
-/// `host`, `host:port`, `[v6]`, `[v6]:port` → (host, port).
-pub fn parse_authority(text: &str, default_port: u16) -> Option<(String, u16)> {
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (h, after) = rest.split_once(']')?;
-        h.parse::<std::net::Ipv6Addr>().ok()?;
-        let port = match after {
-            "" => None,
-            p => Some(p.strip_prefix(':')?),
-        };
-        (h, port)
-    } else {
-        match text.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (text, None),
-        }
-    };
-    let port = match port {
-        None => default_port,
-        Some(p) => p.parse::<u16>().ok().filter(|&p| p != 0)?,
-    };
-    let valid = !host.is_empty()
-        && host.len() <= 253
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
-    valid.then(|| (host.to_ascii_lowercase(), port))
-}
 
 /// Proxies as curl reads them from the environment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -194,7 +47,7 @@ impl Proxies {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct UploadSettings {
-    pub key: ApiKey,
+    pub key: Secret,
     /// Base URL of the agent API.
     pub server: Target,
     /// Graphite plaintext sink (`tls` when given as `tls://host:port`).
@@ -219,8 +72,8 @@ pub struct UploadSettings {
     pub nameservers: Option<Vec<SocketAddr>>,
 }
 
-fn err(setting: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::new(setting, message)
+fn err(setting: &str, message: impl Into<String>) -> SettingError {
+    SettingError::new(setting, message)
 }
 
 /// What is wrong with a PEM file, without quoting its lines.
@@ -237,7 +90,7 @@ fn pem_problem(e: &rustls::pki_types::pem::Error) -> &'static str {
 
 /// A value that will become part of a request head must not carry CR, LF
 /// or any other control byte.
-fn reject_controls(setting: &str, value: &str) -> Result<(), ConfigError> {
+fn reject_controls(setting: &str, value: &str) -> Result<(), SettingError> {
     if value.bytes().any(|b| b.is_ascii_control()) {
         return Err(err(setting, "contains control characters (CR/LF?)"));
     }
@@ -249,30 +102,18 @@ impl UploadSettings {
     /// uploaded. `read_file` loads `DATALOOP_CA_FILE` (start-up only).
     pub fn from_env(
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Option<UploadSettings>, ConfigError> {
+    ) -> Result<Option<UploadSettings>, SettingError> {
         Self::from_env_with(env, |p| std::fs::read(p))
     }
 
     pub fn from_env_with(
         env: impl Fn(&str) -> Option<String>,
         read_file: impl Fn(&str) -> std::io::Result<Vec<u8>>,
-    ) -> Result<Option<UploadSettings>, ConfigError> {
+    ) -> Result<Option<UploadSettings>, SettingError> {
         let nonempty = |name: &str| env(name).filter(|v| !v.trim().is_empty());
         // Without a key nothing is uploaded, but every upload setting given
         // is still checked: a bad one stops start-up either way.
-        let key = match nonempty("DATALOOP_AGENT_KEY") {
-            None => None,
-            Some(k) => {
-                if k.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-                    // Never echo the value: it is the secret.
-                    return Err(err(
-                        "DATALOOP_AGENT_KEY",
-                        "contains spaces or control characters",
-                    ));
-                }
-                Some(ApiKey(k))
-            }
-        };
+        let key = agent_key(env("DATALOOP_AGENT_KEY"))?;
 
         let server_text = nonempty("DATALOOP_SERVER").unwrap_or_else(|| DEFAULT_SERVER.to_owned());
         reject_controls("DATALOOP_SERVER", &server_text)?;
@@ -322,7 +163,7 @@ impl UploadSettings {
             }
         }
 
-        let proxy_var = |names: &[&'static str]| -> Result<Option<Proxy>, ConfigError> {
+        let proxy_var = |names: &[&'static str]| -> Result<Option<Proxy>, SettingError> {
             for &name in names {
                 if let Some(v) = nonempty(name) {
                     reject_controls(name, &v)?;
@@ -425,7 +266,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn settings(vars: &[(&str, &str)]) -> Result<Option<UploadSettings>, ConfigError> {
+    fn settings(vars: &[(&str, &str)]) -> Result<Option<UploadSettings>, SettingError> {
         let map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -442,7 +283,7 @@ mod tests {
         )
     }
 
-    fn setting_of(r: Result<Option<UploadSettings>, ConfigError>) -> String {
+    fn setting_of(r: Result<Option<UploadSettings>, SettingError>) -> String {
         r.unwrap_err().setting
     }
 
@@ -684,6 +525,24 @@ mod tests {
             setting_of(settings(&[("DATALOOP_AGENT_KEY", "a\r\nb")])),
             "DATALOOP_AGENT_KEY"
         );
+    }
+
+    #[test]
+    fn debug_output_hides_the_key_and_proxy_credentials() {
+        let s = settings(&[
+            ("DATALOOP_AGENT_KEY", "SEKRIT-KEY"),
+            ("HTTPS_PROXY", "http://user:SEKRIT-PASS@proxy:3128"),
+        ])
+        .unwrap()
+        .unwrap();
+        let auth = s.proxies.https.as_ref().unwrap().authorization.as_ref();
+        let encoded = auth.unwrap().expose().trim_start_matches("Basic ");
+        for text in [format!("{s:?}"), format!("{s:#?}")] {
+            assert!(
+                !text.contains("SEKRIT") && !text.contains(encoded),
+                "{text}"
+            );
+        }
     }
 
     #[test]
