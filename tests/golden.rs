@@ -201,3 +201,73 @@ fn captured_docker_tree() {
         .collect();
     render("captured-v1-hybrid", &tree, &infos, || {});
 }
+
+/// Every request the upload core sends for one cycle of the v2 tree's
+/// samples (three containers registered, the series API and Graphite on),
+/// answered at once: request heads and bodies exactly as they go out.
+#[test]
+fn upload_core_requests() {
+    use outlyer_agent::upload::core::Core;
+    use outlyer_agent::upload::{Endpoint, Outcome, UploadSettings};
+    let vars = [
+        ("DATALOOP_AGENT_KEY", "golden-key"),
+        ("DATALOOP_SERVER", "https://backend.test/api"),
+        (
+            "DATALOOP_SERIES_URL",
+            "https://backend.test/v2/accounts/acme/series",
+        ),
+        ("DATALOOP_GRAPHITE", "graphite.test:2003"),
+    ];
+    let settings = UploadSettings::from_env(|k| {
+        vars.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap()
+    .unwrap();
+    let t0 = Instant::now();
+    let mut core = Core::new(&settings, sample_host(), 7, t0);
+    let mut host = SyntheticHost::create(TreeOptions::new(TreeLayout::V2, 3)).unwrap();
+    let infos: Vec<ContainerInfo> = (0..3).map(|i| host.container_info(i)).collect();
+    for info in &infos {
+        core.container_started(info, vec!["sleep:1".into()]);
+    }
+    let mut c = Collector::new(host.rootfs(), &sample_host().finger);
+    for info in &infos {
+        c.track(info, t0, UNIX0);
+    }
+    c.collect(t0, UNIX0);
+    host.advance(10.0).unwrap();
+    c.collect(t0 + Duration::from_secs(10), UNIX0 + 10.0);
+    let mut samples = Vec::new();
+    c.for_each_outlyer_sample(|f, p, v| samples.push((f.to_owned(), p, v)));
+    core.push_samples(
+        UNIX0 + 10.0,
+        samples.iter().map(|(f, p, v)| (f.as_str(), *p, *v)),
+    );
+    let mut out = String::new();
+    for ep in [Endpoint::Api, Endpoint::Series, Endpoint::Graphite] {
+        while let Some(req) = core.poll_request(ep, t0) {
+            let _ = writeln!(
+                out,
+                "=== {} {} expects_response={}",
+                ep.name(),
+                req.what,
+                req.expects_response
+            );
+            out.push_str(&String::from_utf8(req.bytes).unwrap());
+            out.push('\n');
+            let outcome = if req.expects_response {
+                Outcome::Response {
+                    status: 200,
+                    retry_after: None,
+                    body: b"[]".to_vec(),
+                }
+            } else {
+                Outcome::Sent
+            };
+            core.handle_outcome(req.id, outcome, t0);
+        }
+    }
+    check("upload-core-requests.http", &out);
+}

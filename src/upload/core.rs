@@ -1,13 +1,12 @@
 //! The sans-IO heart of the uploader: which request goes next on which
 //! endpoint, what a response means, when to retry, what is buffered.
 //! No sockets, no clock: `now` comes in, requests and deadlines go out.
+//! What goes in a request is the sinks' business: the agent API's calls
+//! ([`AgentApi`]) and each metrics backend's batches ([`SampleSink`]).
 //!
 //! ```text
-//!  container_started ─▶ Ping+Tags (front of the API queue)
-//!  sync timer (10 s) ─▶ host Ping, Ping per container, Tags if changed, ListAgents
-//!  ListAgents answer ─▶ Deregister for every id that is no tracked finger
-//!  container_stopped ─▶ Deregister
-//!  push_samples      ─▶ per-sink bounded buffer ─▶ batches
+//!  agent API calls   ─▶ AgentApi's queue (registrations, syncs, deregistrations)
+//!  push_samples      ─▶ per-sink bounded buffer ─▶ batches ─▶ SampleSink::encode
 //!
 //!  poll_request(endpoint) ─▶ Request ──(shell: DNS, TCP, proxy, TLS)──▶ handle_outcome
 //!     2xx / Sent          → done, backoff reset
@@ -15,21 +14,21 @@
 //!     other 4xx           → dropped and counted (a batch's samples count as dropped)
 //! ```
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+pub use super::agent_api::ApiCounts;
+use super::agent_api::{AgentApi, Job};
 use super::buffer::{Counts, Names, Sample, SampleBuffer};
+use super::graphite::Graphite;
 use super::proxy::Proxy;
 use super::retry::{Backoff, Rng};
+use super::series::Series;
 use super::settings::{Target, UploadSettings};
-use super::wire::{self, HostIdentity};
+use super::sink::{Context, Framing, SampleSink};
+use super::wire::HostIdentity;
 use crate::registry::ContainerInfo;
-
-/// Samples per series request (≈ 150 KB of JSON, far below the 10 MB cap).
-pub const SERIES_BATCH: usize = 1000;
-/// Lines per Graphite write.
-pub const GRAPHITE_BATCH: usize = 1000;
 /// Concurrent requests per endpoint (one per connection, no pipelining).
 pub const MAX_IN_FLIGHT: [usize; 3] = [2, 1, 1];
 /// Largest response body read from the backend.
@@ -55,10 +54,18 @@ impl Endpoint {
     }
 
     pub fn name(self) -> &'static str {
+        match self.sample_sink() {
+            Some(sink) => sink.name(),
+            None => "api",
+        }
+    }
+
+    /// The metrics backend's format (none for the agent API).
+    pub fn sample_sink(self) -> Option<&'static dyn SampleSink> {
         match self {
-            Endpoint::Api => "api",
-            Endpoint::Series => "series",
-            Endpoint::Graphite => "graphite",
+            Endpoint::Api => None,
+            Endpoint::Series => Some(&Series),
+            Endpoint::Graphite => Some(&Graphite),
         }
     }
 }
@@ -92,16 +99,6 @@ pub enum Outcome {
     Failed(String),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Job {
-    HostPing,
-    HostTags,
-    Ping(String),
-    Tags(String),
-    ListAgents,
-    Deregister(String),
-}
-
 #[derive(Debug)]
 enum InFlight {
     Job(Job),
@@ -118,43 +115,22 @@ struct EndpointState {
     failures: u64,
 }
 
-#[derive(Debug)]
-struct Tracked {
-    info: ContainerInfo,
-    processes: Vec<String>,
-    tags: String,
-    tags_sent: Option<String>,
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct ApiCounts {
-    pub pings: u64,
-    pub tags: u64,
-    pub deregistered: u64,
-    /// API calls dropped after a 4xx.
-    pub rejected: u64,
-}
-
 pub struct Core {
-    host: HostIdentity,
+    api: AgentApi,
     auth: String,
     /// `Some(proxy authorization)` per endpoint sent in absolute form
     /// through a plain-http proxy.
     absolute_form: [Option<Option<String>>; 3],
-    containers: BTreeMap<String, Tracked>,
-    jobs: VecDeque<Job>,
     in_flight: HashMap<u64, (Endpoint, InFlight)>,
     next_id: u64,
     endpoints: [EndpointState; 3],
     buffers: [Option<SampleBuffer>; 3],
     names: Names,
-    sync_interval: Duration,
-    next_sync: Instant,
+    /// A sink's batch is encoded here, then copied once into the request.
+    body: Vec<u8>,
     rng: Rng,
     shutdown_deadline: Option<Instant>,
     shutdown_expired: bool,
-    api_counts: ApiCounts,
-    host_tags_sent: bool,
 }
 
 impl Core {
@@ -192,44 +168,24 @@ impl Core {
                 .as_ref()
                 .map(|_| SampleBuffer::new(settings.buffer_samples)),
         ];
-        let mut core = Core {
-            host,
+        Core {
+            api: AgentApi::new(host, settings.sync_interval, now),
             auth: format!("Bearer {}", settings.key.expose()),
             absolute_form,
-            containers: BTreeMap::new(),
-            jobs: VecDeque::new(),
             in_flight: HashMap::new(),
             next_id: 1,
             endpoints,
             buffers,
             names: Names::default(),
-            sync_interval: settings.sync_interval,
-            next_sync: now + settings.sync_interval,
+            body: Vec::new(),
             rng: Rng::new(seed),
             shutdown_deadline: None,
             shutdown_expired: false,
-            api_counts: ApiCounts::default(),
-            host_tags_sent: false,
-        };
-        // Register the host agent at once.
-        core.enqueue(Job::HostPing, false);
-        core.enqueue(Job::HostTags, false);
-        core
+        }
     }
 
     pub fn target(&self, ep: Endpoint) -> Option<&Target> {
         self.endpoints[ep as usize].target.as_ref()
-    }
-
-    fn enqueue(&mut self, job: Job, front: bool) {
-        if self.jobs.contains(&job) {
-            return;
-        }
-        if front {
-            self.jobs.push_front(job);
-        } else {
-            self.jobs.push_back(job);
-        }
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -238,44 +194,20 @@ impl Core {
 
     /// A new container: registered (ping, then tags) ahead of routine work.
     pub fn container_started(&mut self, info: &ContainerInfo, processes: Vec<String>) {
-        if self.is_shutting_down() || info.fingerprint.is_empty() {
-            return;
-        }
-        let tags = wire::container_tags(info, &self.host);
-        let finger = info.fingerprint.clone();
-        let tags_sent = self.containers.remove(&finger).and_then(|t| t.tags_sent);
-        self.containers.insert(
-            finger.clone(),
-            Tracked {
-                info: info.clone(),
-                processes,
-                tags,
-                tags_sent,
-            },
-        );
-        self.jobs.retain(|j| *j != Job::Deregister(finger.clone()));
-        self.enqueue(Job::Tags(finger.clone()), true);
-        self.enqueue(Job::Ping(finger), true);
+        self.api.container_started(info, processes);
     }
 
     /// Fresh process counts for the next ping.
     pub fn update_processes(&mut self, finger: &str, processes: Vec<String>) {
-        if let Some(t) = self.containers.get_mut(finger) {
-            t.processes = processes;
-        }
+        self.api.update_processes(finger, processes);
     }
 
     pub fn container_stopped(&mut self, finger: &str) {
-        if self.containers.remove(finger).is_none() && self.is_shutting_down() {
-            return;
-        }
-        self.jobs
-            .retain(|j| !matches!(j, Job::Ping(f) | Job::Tags(f) if f == finger));
-        self.enqueue(Job::Deregister(finger.to_owned()), false);
+        self.api.container_stopped(finger);
     }
 
     pub fn tracked(&self) -> usize {
-        self.containers.len()
+        self.api.tracked()
     }
 
     /// One cycle's samples. Non-finite values are not produced (no sink
@@ -317,73 +249,49 @@ impl Core {
             return None;
         }
         let id = self.next_id;
-        let (bytes, expects_response, what, flight) = match ep {
-            Endpoint::Api => {
-                let job = loop {
-                    let job = self.jobs.pop_front()?;
-                    // A ping or tags of a container gone meanwhile is moot.
-                    match &job {
-                        Job::Ping(f) | Job::Tags(f) if !self.containers.contains_key(f) => continue,
-                        _ => break job,
-                    }
-                };
-                let (method, path, body, what) = self.job_request(&job);
+        let (bytes, expects_response, what, flight) = match ep.sample_sink() {
+            None => {
+                let job = self.api.next_job()?;
+                let call = self.api.call(&job);
                 let bytes = self.http_request(
                     ep,
                     &target,
-                    method,
-                    &path,
-                    body.as_deref().map(str::as_bytes),
+                    call.method,
+                    &call.path,
+                    "application/json",
+                    call.body.as_deref().map(str::as_bytes),
                 );
-                (bytes, true, what, InFlight::Job(job))
+                (bytes, true, call.what, InFlight::Job(job))
             }
-            Endpoint::Series => {
-                let buf = self.buffers[1].as_mut()?;
+            Some(sink) => {
+                let buf = self.buffers[ep as usize].as_mut()?;
                 if buf.waiting() == 0 {
                     return None;
                 }
-                let batch = buf.take_batch(SERIES_BATCH);
-                let mut body = String::with_capacity(batch.len() * 150);
-                let names = &self.names;
-                let containers = &self.containers;
-                wire::write_series_body(
-                    &mut body,
-                    batch.iter().map(|s| {
-                        let finger = names.get(s.finger);
-                        wire::SeriesSample {
-                            host: finger,
-                            container: containers
-                                .get(finger)
-                                .map(|t| t.info.name.trim_start_matches('/')),
-                            name: names.get(s.path),
-                            unix_secs: s.unix_secs,
-                            value: s.value,
-                        }
-                    }),
-                );
-                let what = format!("series batch of {}", batch.len());
-                let bytes =
-                    self.http_request(ep, &target, "POST", &target.path, Some(body.as_bytes()));
-                (bytes, true, what, InFlight::Batch(batch))
-            }
-            Endpoint::Graphite => {
-                let buf = self.buffers[2].as_mut()?;
-                if buf.waiting() == 0 {
-                    return None;
+                let batch = buf.take_batch(sink.batch_size());
+                self.body.clear();
+                let api = &self.api;
+                let container_name = |finger: &str| api.container_name(finger);
+                let cx = Context {
+                    names: &self.names,
+                    container_name: &container_name,
+                };
+                sink.encode(&batch, &cx, &mut self.body);
+                let what = format!("{} batch of {}", sink.name(), batch.len());
+                match sink.framing() {
+                    Framing::HttpPost { content_type } => {
+                        let bytes = self.http_request(
+                            ep,
+                            &target,
+                            "POST",
+                            &target.path,
+                            content_type,
+                            Some(&self.body),
+                        );
+                        (bytes, true, what, InFlight::Batch(batch))
+                    }
+                    Framing::Stream => (self.body.clone(), false, what, InFlight::Batch(batch)),
                 }
-                let batch = buf.take_batch(GRAPHITE_BATCH);
-                let mut bytes = Vec::with_capacity(batch.len() * 64);
-                for s in &batch {
-                    wire::write_graphite_line(
-                        &mut bytes,
-                        self.names.get(s.finger),
-                        self.names.get(s.path),
-                        s.value,
-                        s.unix_secs,
-                    );
-                }
-                let what = format!("graphite batch of {}", batch.len());
-                (bytes, false, what, InFlight::Batch(batch))
             }
         };
         self.next_id += 1;
@@ -400,64 +308,13 @@ impl Core {
         })
     }
 
-    fn job_request(&self, job: &Job) -> (&'static str, String, Option<String>, String) {
-        match job {
-            Job::HostPing => (
-                "POST",
-                format!("/agents/{}/ping", segment(&self.host.finger)),
-                Some(wire::host_ping_body(&self.host)),
-                "host ping".into(),
-            ),
-            Job::HostTags => {
-                let f = &self.host.finger;
-                (
-                    "PUT",
-                    format!("/agents/{}/tags", segment(f)),
-                    Some(wire::tags_body(f, &self.host.tags.join(","))),
-                    "host tags".into(),
-                )
-            }
-            Job::Ping(f) => {
-                let body = self
-                    .containers
-                    .get(f)
-                    .map(|t| wire::container_ping_body(&t.info, &t.processes, &self.host));
-                (
-                    "POST",
-                    format!("/agents/{}/ping", segment(f)),
-                    body,
-                    format!("ping {f}"),
-                )
-            }
-            Job::Tags(f) => {
-                let tags = self.containers.get(f).map_or("", |t| t.tags.as_str());
-                (
-                    "PUT",
-                    format!("/agents/{}/tags", segment(f)),
-                    Some(wire::tags_body(f, tags)),
-                    format!("tags {f}"),
-                )
-            }
-            Job::ListAgents => {
-                let mut path = String::from("/agents?mac=");
-                crate::http::request::percent_encode(&mut path, &self.host.mac);
-                ("GET", path, None, "list agents".into())
-            }
-            Job::Deregister(id) => (
-                "POST",
-                format!("/agents/{}/deregister", segment(id)),
-                Some(String::new()),
-                format!("deregister {id}"),
-            ),
-        }
-    }
-
     fn http_request(
         &self,
         ep: Endpoint,
         target: &Target,
         method: &str,
         path: &str,
+        content_type: &str,
         body: Option<&[u8]>,
     ) -> Vec<u8> {
         let full_path = if ep == Endpoint::Api {
@@ -468,7 +325,7 @@ impl Core {
         let host = target.host_header();
         let mut headers: Vec<(&str, &str)> = vec![
             ("Authorization", &self.auth),
-            ("Content-Type", "application/json"),
+            ("Content-Type", content_type),
             ("Accept", "application/json"),
         ];
         let absolute;
@@ -530,7 +387,7 @@ impl Core {
                 state.backoff.reset();
                 state.not_before = None;
                 match flight {
-                    InFlight::Job(job) => self.job_done(job, &body),
+                    InFlight::Job(job) => self.api.done(job, &body),
                     InFlight::Batch(batch) => {
                         if let Some(b) = self.buffers[ep as usize].as_mut() {
                             b.delivered(batch);
@@ -567,16 +424,7 @@ impl Core {
                 state.backoff.reset();
                 state.not_before = None;
                 match flight {
-                    InFlight::Job(job) => {
-                        self.api_counts.rejected += 1;
-                        if matches!(status, 401 | 403) {
-                            crate::warn!(
-                                "upload: the backend refused the agent key (HTTP {status})"
-                            );
-                        } else {
-                            crate::warn!("upload: {job:?} refused with HTTP {status}; dropped");
-                        }
-                    }
+                    InFlight::Job(job) => self.api.rejected(job, status),
                     InFlight::Batch(batch) => {
                         crate::warn!(
                             "upload: {} refused a batch of {} samples with HTTP {status}; dropped",
@@ -595,54 +443,12 @@ impl Core {
 
     fn give_back(&mut self, ep: Endpoint, flight: InFlight) {
         match flight {
-            InFlight::Job(job) => {
-                // After shutdown only deregistrations are still worth sending.
-                if self.is_shutting_down() && !matches!(job, Job::Deregister(_)) {
-                    return;
-                }
-                // Ping/Tags of a container gone meanwhile are moot; a
-                // Deregister must survive.
-                if !self.jobs.contains(&job) {
-                    self.jobs.push_front(job);
-                }
-            }
+            InFlight::Job(job) => self.api.give_back(job),
             InFlight::Batch(batch) => {
                 if let Some(b) = self.buffers[ep as usize].as_mut() {
                     b.give_back(batch);
                 }
             }
-        }
-    }
-
-    fn job_done(&mut self, job: Job, body: &[u8]) {
-        match job {
-            Job::HostPing | Job::Ping(_) => self.api_counts.pings += 1,
-            Job::HostTags => {
-                self.api_counts.tags += 1;
-                self.host_tags_sent = true;
-            }
-            Job::Tags(f) => {
-                self.api_counts.tags += 1;
-                if let Some(t) = self.containers.get_mut(&f) {
-                    t.tags_sent = Some(t.tags.clone());
-                }
-            }
-            Job::Deregister(_) => self.api_counts.deregistered += 1,
-            Job::ListAgents => match wire::parse_agent_ids(body) {
-                Some(ids) => {
-                    for id in ids {
-                        if id != self.host.finger
-                            && !self.containers.contains_key(&id)
-                            && !self.is_shutting_down()
-                        {
-                            self.enqueue(Job::Deregister(id), false);
-                        }
-                    }
-                }
-                None => {
-                    crate::warn!("upload: the agents list is not a JSON list of objects with ids")
-                }
-            },
         }
     }
 
@@ -668,26 +474,7 @@ impl Core {
             }
             return;
         }
-        if now >= self.next_sync {
-            while self.next_sync <= now {
-                self.next_sync += self.sync_interval;
-            }
-            self.enqueue(Job::HostPing, false);
-            if !self.host_tags_sent {
-                self.enqueue(Job::HostTags, false);
-            }
-            let fingers: Vec<String> = self.containers.keys().cloned().collect();
-            for f in fingers {
-                self.enqueue(Job::Ping(f.clone()), false);
-                let t = &self.containers[&f];
-                if t.tags_sent.as_deref() != Some(t.tags.as_str()) {
-                    self.enqueue(Job::Tags(f), false);
-                }
-            }
-            if !self.host.mac.is_empty() {
-                self.enqueue(Job::ListAgents, false);
-            }
-        }
+        self.api.sync(now);
     }
 
     /// When `handle_timeout` or `poll_request` has something to do next.
@@ -695,7 +482,7 @@ impl Core {
         let mut t = match self.shutdown_deadline {
             Some(_) if self.shutdown_expired => return None,
             Some(d) => d,
-            None => self.next_sync,
+            None => self.api.next_sync(),
         };
         for ep in Endpoint::ALL {
             if let Some(nb) = self.endpoints[ep as usize].not_before {
@@ -710,7 +497,7 @@ impl Core {
     /// True when `ep` has something waiting to be sent.
     pub fn has_work(&self, ep: Endpoint) -> bool {
         match ep {
-            Endpoint::Api => !self.jobs.is_empty(),
+            Endpoint::Api => self.api.has_work(),
             _ => self.buffers[ep as usize]
                 .as_ref()
                 .is_some_and(|b| b.waiting() > 0),
@@ -724,11 +511,7 @@ impl Core {
             return;
         }
         self.shutdown_deadline = Some(now + grace);
-        self.jobs.retain(|j| matches!(j, Job::Deregister(_)));
-        let fingers: Vec<String> = std::mem::take(&mut self.containers).into_keys().collect();
-        for f in fingers {
-            self.enqueue(Job::Deregister(f), true);
-        }
+        self.api.shutdown();
         // Waiting out a long backoff would only hit the deadline.
         for s in &mut self.endpoints {
             s.not_before = None;
@@ -753,7 +536,7 @@ impl Core {
             let state = &mut self.endpoints[ep as usize];
             state.in_flight = state.in_flight.saturating_sub(1);
             if let InFlight::Job(job @ Job::Deregister(_)) = flight {
-                self.jobs.push_front(job);
+                self.api.give_back(job);
             }
         }
     }
@@ -770,7 +553,7 @@ impl Core {
     }
 
     pub fn api_counts(&self) -> ApiCounts {
-        self.api_counts
+        self.api.counts()
     }
 
     pub fn failures(&self, ep: Endpoint) -> u64 {
@@ -854,20 +637,13 @@ impl Core {
                 );
             }
         }
-        let a = self.api_counts;
+        let a = self.api.counts();
         let _ = write!(
             out,
             "# HELP outlyer_agent_virtual_agents Containers registered as virtual agents.\n# TYPE outlyer_agent_virtual_agents gauge\noutlyer_agent_virtual_agents {}\n\
              # HELP outlyer_agent_deregistered_total Virtual agents deregistered.\n# TYPE outlyer_agent_deregistered_total counter\noutlyer_agent_deregistered_total {}\n",
-            self.containers.len(),
+            self.api.tracked(),
             a.deregistered
         );
     }
-}
-
-/// A path segment from data (an id the server listed may hold `/`, `?`...).
-fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    crate::http::request::percent_encode(&mut out, s);
-    out
 }

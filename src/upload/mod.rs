@@ -21,13 +21,17 @@
 //! /metrics   up.write_prometheus(&mut body)
 //! ```
 
+pub mod agent_api;
 pub mod buffer;
 pub mod conn;
 pub mod core;
 pub mod dns;
+pub mod graphite;
 pub mod proxy;
 pub mod retry;
+pub mod series;
 pub mod settings;
+pub mod sink;
 pub mod uploader;
 pub mod wire;
 
