@@ -722,3 +722,58 @@ fn peer_bytes_never_panic_the_parsers() {
         let _ = retry::parse_http_date(&text);
     }
 }
+
+#[test]
+fn ten_thousand_containers_are_queued_once_each() {
+    let t0 = Instant::now();
+    let s = settings(&[]);
+    let sync = s.sync_interval;
+    let mut core = Core::new(&s, host(), 5, t0);
+    let infos: Vec<ContainerInfo> = (0..10_000u32)
+        .map(|i| {
+            let id = format!("{i:064x}");
+            ContainerInfo {
+                fingerprint: outlyer_agent::uuid::container_fingerprint(&id),
+                name: format!("c{i}"),
+                id,
+                ..ContainerInfo::default()
+            }
+        })
+        .collect();
+    for info in &infos {
+        core.container_started(info, vec![]);
+    }
+    // The sync timer fires before anything went out: every ping is queued
+    // already, so none is queued twice.
+    core.handle_timeout(t0 + sync);
+    let mut pings: HashMap<String, usize> = HashMap::new();
+    let mut tags = 0;
+    while let Some(req) = core.poll_request(Endpoint::Api, t0 + sync) {
+        let (head, _) = split(&req);
+        let line = head.lines().next().unwrap().to_owned();
+        if let Some(f) = line
+            .strip_prefix("POST /agents/")
+            .and_then(|r| r.strip_suffix("/ping HTTP/1.1"))
+        {
+            *pings.entry(f.to_owned()).or_default() += 1;
+        }
+        tags += usize::from(line.starts_with("PUT "));
+        core.handle_outcome(req.id, ok(), t0 + sync);
+    }
+    assert_eq!(pings.len(), 10_001, "every container and the host");
+    assert!(pings.values().all(|&n| n == 1), "one ping each");
+    assert_eq!(tags, 10_001);
+    // Stopping half of them queues one deregistration each, no pings.
+    for info in infos.iter().step_by(2) {
+        core.container_stopped(&info.fingerprint);
+    }
+    let mut deregistered = HashSet::new();
+    while let Some(req) = core.poll_request(Endpoint::Api, t0 + sync) {
+        let (head, _) = split(&req);
+        assert!(head.contains("/deregister "), "{head}");
+        assert!(deregistered.insert(head));
+        core.handle_outcome(req.id, ok(), t0 + sync);
+    }
+    assert_eq!(deregistered.len(), 5_000);
+    assert_eq!(core.tracked(), 5_000);
+}

@@ -11,14 +11,14 @@
 //!  shutdown          ─▶ Deregister every container, nothing else
 //! ```
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::wire::{self, HostIdentity};
 use crate::registry::ContainerInfo;
 
 /// One agent API call.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Job {
     HostPing,
     HostTags,
@@ -59,6 +59,9 @@ pub struct AgentApi {
     host: HostIdentity,
     containers: BTreeMap<String, Tracked>,
     jobs: VecDeque<Job>,
+    /// The jobs in `jobs`, for the duplicate check (a queue of ten
+    /// thousand containers' pings is not searched once per enqueue).
+    queued: HashSet<Job>,
     sync_interval: Duration,
     next_sync: Instant,
     counts: ApiCounts,
@@ -73,6 +76,7 @@ impl AgentApi {
             host,
             containers: BTreeMap::new(),
             jobs: VecDeque::new(),
+            queued: HashSet::new(),
             sync_interval,
             next_sync: now + sync_interval,
             counts: ApiCounts::default(),
@@ -85,7 +89,7 @@ impl AgentApi {
     }
 
     fn enqueue(&mut self, job: Job, front: bool) {
-        if self.jobs.contains(&job) {
+        if !self.queued.insert(job.clone()) {
             return;
         }
         if front {
@@ -112,8 +116,10 @@ impl AgentApi {
                 tags_sent,
             },
         );
-        self.jobs
-            .retain(|j| !matches!(j, Job::Deregister(f) if *f == finger));
+        let deregister = Job::Deregister(finger.clone());
+        if self.queued.contains(&deregister) {
+            self.drop_jobs(|j| *j == deregister);
+        }
         self.enqueue(Job::Tags(finger.clone()), true);
         self.enqueue(Job::Ping(finger), true);
     }
@@ -129,9 +135,20 @@ impl AgentApi {
         if self.containers.remove(finger).is_none() && self.shutting_down {
             return;
         }
-        self.jobs
-            .retain(|j| !matches!(j, Job::Ping(f) | Job::Tags(f) if f == finger));
+        self.drop_jobs(|j| matches!(j, Job::Ping(f) | Job::Tags(f) if f == finger));
         self.enqueue(Job::Deregister(finger.to_owned()), false);
+    }
+
+    /// Removes the queued jobs `drop` picks.
+    fn drop_jobs(&mut self, drop: impl Fn(&Job) -> bool) {
+        let queued = &mut self.queued;
+        self.jobs.retain(|j| {
+            let dropped = drop(j);
+            if dropped {
+                queued.remove(j);
+            }
+            !dropped
+        });
     }
 
     pub fn tracked(&self) -> usize {
@@ -153,6 +170,7 @@ impl AgentApi {
     pub fn next_job(&mut self) -> Option<Job> {
         loop {
             let job = self.jobs.pop_front()?;
+            self.queued.remove(&job);
             // A ping or tags of a container gone meanwhile is moot.
             match &job {
                 Job::Ping(f) | Job::Tags(f) if !self.containers.contains_key(f) => continue,
@@ -271,9 +289,7 @@ impl AgentApi {
         }
         // Ping/Tags of a container gone meanwhile are moot; a Deregister
         // must survive.
-        if !self.jobs.contains(&job) {
-            self.jobs.push_front(job);
-        }
+        self.enqueue(job, true);
     }
 
     /// When the sync timer is due.
@@ -314,7 +330,7 @@ impl AgentApi {
             return;
         }
         self.shutting_down = true;
-        self.jobs.retain(|j| matches!(j, Job::Deregister(_)));
+        self.drop_jobs(|j| !matches!(j, Job::Deregister(_)));
         let fingers: Vec<String> = std::mem::take(&mut self.containers).into_keys().collect();
         for f in fingers {
             self.enqueue(Job::Deregister(f), true);
