@@ -169,6 +169,12 @@ impl Family {
     }
 }
 
+/// Appends a family of one unlabelled sample.
+pub(crate) fn single(out: &mut impl Text, name: &str, kind: &str, help: &str, v: impl Value) {
+    header(out, name, kind, help);
+    Line::new(out, name).value(v);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
