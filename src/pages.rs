@@ -3,9 +3,7 @@
 //! uploader's own families), answered from the agent's state without
 //! touching the event loop.
 
-use std::io::Write as _;
-
-use crate::metrics::Collector;
+use crate::metrics::{exposition, Collector};
 use crate::server::{self, Body, Handler, Response, StreamState};
 use crate::upload::Uploader;
 
@@ -98,18 +96,25 @@ fn route(
 
 /// The agent's own health families.
 fn write_agent_families(out: &mut Vec<u8>, containers: usize, docker_up: bool) {
-    let _ = write!(
+    exposition::single(
         out,
-        "# HELP outlyer_agent_containers Containers tracked now.\n\
-         # TYPE outlyer_agent_containers gauge\n\
-         outlyer_agent_containers {containers}\n\
-         # HELP outlyer_agent_docker_up Whether the Docker API answers (1) or not (0).\n\
-         # TYPE outlyer_agent_docker_up gauge\n\
-         outlyer_agent_docker_up {}\n\
-         # HELP process_cpu_seconds_total User and system CPU time the agent used.\n\
-         # TYPE process_cpu_seconds_total counter\n\
-         process_cpu_seconds_total {}\n",
+        "outlyer_agent_containers",
+        "gauge",
+        "Containers tracked now.",
+        containers,
+    );
+    exposition::single(
+        out,
+        "outlyer_agent_docker_up",
+        "gauge",
+        "Whether the Docker API answers (1) or not (0).",
         u8::from(docker_up),
-        crate::sys::process_cpu_seconds()
+    );
+    exposition::single(
+        out,
+        "process_cpu_seconds_total",
+        "counter",
+        "User and system CPU time the agent used.",
+        crate::sys::process_cpu_seconds(),
     );
 }

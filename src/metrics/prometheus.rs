@@ -5,130 +5,45 @@
 //! `container_network_tcp_usage_total` a gauge with it); they keep their
 //! cAdvisor names, which dashboards query, and are typed `untyped`.
 
-use super::collector::{Collector, Tracked};
+use super::exposition::Family;
 use super::reading::*;
+use super::state::Tracked;
 use crate::cgroup::parse::Limit;
 use crate::procfs::parse::TCP_STATE_NAMES;
 use std::io::Write as _;
 
-/// Writes `v` the way Prometheus parses it: integers without a fraction.
-fn write_value(out: &mut Vec<u8>, v: f64) {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        let _ = write!(out, "{}", v as i64);
-    } else {
-        let _ = write!(out, "{v}");
-    }
+/// What the view is rendered from: the collector's latest state.
+#[derive(Clone, Copy)]
+pub(super) struct View<'a> {
+    pub containers: &'a [Tracked],
+    pub host: &'a HostReading,
+    /// Duration of the last collection cycle.
+    pub last_cycle_secs: Option<f64>,
 }
 
-/// A family being written: its header goes out with its first sample, so a
-/// family without samples leaves no trace.
-struct Family {
-    name: &'static str,
-    kind: &'static str,
-    help: &'static str,
-    header: bool,
-}
-
-impl Family {
-    fn new(name: &'static str, kind: &'static str, help: &'static str) -> Family {
-        Family {
-            name,
-            kind,
-            help,
-            header: false,
-        }
-    }
-}
-
-/// Hands `v` escaped as a label value (`\\`, `\"`, `\n`) to `push`, piece
-/// by piece, without allocating. Docker names, labels and interface names
-/// (which may hold `"` and `\\`) all go through it.
-pub(super) fn escape_label_value(v: &str, mut push: impl FnMut(&str)) {
-    let mut start = 0;
-    for (i, b) in v.bytes().enumerate() {
-        let escaped = match b {
-            b'\\' => "\\\\",
-            b'"' => "\\\"",
-            b'\n' => "\\n",
-            _ => continue,
-        };
-        push(&v[start..i]);
-        push(escaped);
-        start = i + 1;
-    }
-    push(&v[start..]);
-}
-
-/// The labels of a sample: a container's `id` (its cgroup path, escaped
-/// here) and the rest of its labels, already rendered.
-#[derive(Clone, Copy, Default)]
-struct Labels<'a> {
-    id: Option<&'a str>,
-    rest: &'a str,
-}
-
-impl<'a> Labels<'a> {
-    fn of(t: &'a Tracked) -> Labels<'a> {
-        Labels {
-            id: t.cgroup_path.as_deref(),
-            rest: &t.label_rest,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.id.is_none() && self.rest.is_empty()
-    }
-
-    fn write(&self, out: &mut Vec<u8>) {
-        if let Some(id) = self.id {
-            out.extend_from_slice(b"id=\"");
-            escape_label_value(id, |p| out.extend_from_slice(p.as_bytes()));
-            out.push(b'"');
-            if !self.rest.is_empty() {
-                out.push(b',');
-            }
-        }
-        out.extend_from_slice(self.rest.as_bytes());
-    }
-}
-
+/// One sample of `fam` with a container's labels (`id` first, when its
+/// cgroup is resolved) and one more label; none when `v` is not finite.
 fn sample(
     out: &mut Vec<u8>,
     fam: &mut Family,
-    labels: Labels<'_>,
+    t: Option<&Tracked>,
     extra: Option<(&str, &str)>,
     v: f64,
 ) {
     if !v.is_finite() {
         return;
     }
-    let name = fam.name;
-    if !fam.header {
-        fam.header = true;
-        let _ = write!(
-            out,
-            "# HELP {name} {}\n# TYPE {name} {}\n",
-            fam.help, fam.kind
-        );
-    }
-    out.extend_from_slice(name.as_bytes());
-    if !labels.is_empty() || extra.is_some() {
-        out.push(b'{');
-        labels.write(out);
-        if let Some((k, val)) = extra {
-            if !labels.is_empty() {
-                out.push(b',');
-            }
-            out.extend_from_slice(k.as_bytes());
-            out.extend_from_slice(b"=\"");
-            escape_label_value(val, |p| out.extend_from_slice(p.as_bytes()));
-            out.push(b'"');
+    let mut s = fam.sample(out);
+    if let Some(t) = t {
+        if let Some(id) = t.cgroup_path.as_deref() {
+            s = s.label("id", id);
         }
-        out.push(b'}');
+        s = s.labels(&t.label_rest);
     }
-    out.push(b' ');
-    write_value(out, v);
-    out.push(b'\n');
+    if let Some((k, val)) = extra {
+        s = s.label(k, val);
+    }
+    s.value(v);
 }
 
 type Getter = fn(&Tracked) -> Option<f64>;
@@ -387,7 +302,7 @@ fn container_family(
     t: &Tracked,
     dev: &mut [u8; 24],
 ) {
-    let l = Labels::of(t);
+    let l = Some(t);
     let mut f = f;
     if f < CPU_FAMILIES {
         if let Some(ns) = t.cur.cpu_ns {
@@ -473,12 +388,7 @@ fn container_family_meta(f: usize) -> (&'static str, &'static str, &'static str)
 /// with an unbounded budget, as long as the containers do not change in
 /// between (a container that leaves is then missing from later families, one
 /// that arrives is in later families only; no sample repeats).
-pub(super) fn write_some(
-    c: &Collector,
-    cur: &mut Cursor,
-    out: &mut Vec<u8>,
-    budget: usize,
-) -> bool {
+pub(super) fn write_some(c: View<'_>, cur: &mut Cursor, out: &mut Vec<u8>, budget: usize) -> bool {
     let mut dev = [0u8; 24];
     while cur.family < CONTAINER_FAMILIES {
         let (name, kind, help) = container_family_meta(cur.family);
@@ -509,12 +419,12 @@ pub(super) fn write_some(
     true
 }
 
-pub(super) fn write(c: &Collector, out: &mut Vec<u8>) {
+pub(super) fn write(c: View<'_>, out: &mut Vec<u8>) {
     write_some(c, &mut Cursor::default(), out, usize::MAX);
 }
 
-fn write_host(c: &Collector, out: &mut Vec<u8>) {
-    let h = &c.host.cur;
+fn write_host(c: View<'_>, out: &mut Vec<u8>) {
+    let h = c.host;
     let host = [
         (
             "machine_cpu_cores",
@@ -535,27 +445,7 @@ fn write_host(c: &Collector, out: &mut Vec<u8>) {
     for (name, help, v) in host {
         if let Some(v) = v {
             let mut fam = Family::new(name, "gauge", help);
-            sample(out, &mut fam, Labels::default(), None, v);
+            sample(out, &mut fam, None, None, v);
         }
-    }
-}
-
-#[cfg(test)]
-mod escape_tests {
-    use super::escape_label_value;
-
-    fn escaped(v: &str) -> String {
-        let mut s = String::new();
-        escape_label_value(v, |p| s.push_str(p));
-        s
-    }
-
-    #[test]
-    fn label_values_are_escaped_for_the_exposition_format() {
-        assert_eq!(escaped("eth0"), "eth0");
-        assert_eq!(escaped(r#"a"b\c"#), r#"a\"b\\c"#);
-        assert_eq!(escaped("x\ny"), "x\\ny");
-        assert_eq!(escaped("é\"é"), "é\\\"é");
-        assert_eq!(escaped(""), "");
     }
 }

@@ -15,7 +15,6 @@
 //! ```
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 pub use super::agent_api::ApiCounts;
@@ -28,6 +27,7 @@ use super::series::Series;
 use super::settings::{Target, UploadSettings};
 use super::sink::{Context, Framing, SampleSink};
 use super::wire::HostIdentity;
+use crate::metrics::exposition::{self, Line};
 use crate::registry::ContainerInfo;
 /// Concurrent requests per endpoint (one per connection, no pipelining).
 pub const MAX_IN_FLIGHT: [usize; 3] = [2, 1, 1];
@@ -604,46 +604,49 @@ impl Core {
             ),
         ];
         for (name, kind, help, field) in families {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            exposition::header(out, name, kind, help);
             for (ep, c) in &sinks {
-                let _ = writeln!(out, "{name}{{sink=\"{}\"}} {}", ep.name(), field(c));
+                Line::new(out, name)
+                    .label("sink", ep.name())
+                    .value(field(c));
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP outlyer_agent_upload_failures_total Backend requests that failed (I/O, timeout or HTTP error).\n# TYPE outlyer_agent_upload_failures_total counter"
-        );
-        for ep in Endpoint::ALL {
-            if self.endpoints[ep as usize].target.is_some() {
-                let _ = writeln!(
-                    out,
-                    "outlyer_agent_upload_failures_total{{endpoint=\"{}\"}} {}",
-                    ep.name(),
-                    self.failures(ep)
-                );
+        type Count = fn(&Core, Endpoint) -> u64;
+        let per_endpoint: [(&str, &str, Count); 2] = [
+            (
+                "outlyer_agent_upload_failures_total",
+                "Backend requests that failed (I/O, timeout or HTTP error).",
+                Self::failures,
+            ),
+            (
+                "outlyer_agent_upload_requests_total",
+                "Backend requests started.",
+                Self::requests,
+            ),
+        ];
+        for (name, help, field) in per_endpoint {
+            exposition::header(out, name, "counter", help);
+            for ep in Endpoint::ALL {
+                if self.endpoints[ep as usize].target.is_some() {
+                    Line::new(out, name)
+                        .label("endpoint", ep.name())
+                        .value(field(self, ep));
+                }
             }
         }
-        let _ = writeln!(
+        exposition::single(
             out,
-            "# HELP outlyer_agent_upload_requests_total Backend requests started.\n# TYPE outlyer_agent_upload_requests_total counter"
-        );
-        for ep in Endpoint::ALL {
-            if self.endpoints[ep as usize].target.is_some() {
-                let _ = writeln!(
-                    out,
-                    "outlyer_agent_upload_requests_total{{endpoint=\"{}\"}} {}",
-                    ep.name(),
-                    self.requests(ep)
-                );
-            }
-        }
-        let a = self.api.counts();
-        let _ = write!(
-            out,
-            "# HELP outlyer_agent_virtual_agents Containers registered as virtual agents.\n# TYPE outlyer_agent_virtual_agents gauge\noutlyer_agent_virtual_agents {}\n\
-             # HELP outlyer_agent_deregistered_total Virtual agents deregistered.\n# TYPE outlyer_agent_deregistered_total counter\noutlyer_agent_deregistered_total {}\n",
+            "outlyer_agent_virtual_agents",
+            "gauge",
+            "Containers registered as virtual agents.",
             self.api.tracked(),
-            a.deregistered
+        );
+        exposition::single(
+            out,
+            "outlyer_agent_deregistered_total",
+            "counter",
+            "Virtual agents deregistered.",
+            self.api.counts().deregistered,
         );
     }
 }

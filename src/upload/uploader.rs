@@ -16,6 +16,7 @@ use super::dns::{self, Lookup, Resolver};
 use super::retry::Rng;
 use super::settings::UploadSettings;
 use super::wire::HostIdentity;
+use crate::metrics::exposition::{self, Line};
 use crate::registry::ContainerInfo;
 
 /// Tokens an [`Uploader`] uses: `first_token .. first_token + TOKENS`
@@ -377,10 +378,15 @@ impl Uploader {
     pub fn write_prometheus(&self, out: &mut Vec<u8>) {
         let mut text = String::with_capacity(2048);
         self.core.write_prometheus(&mut text);
+        let name = "outlyer_agent_upload_wire_bytes_total";
+        let help = "Bytes the uploader wrote and read on its sockets.";
+        exposition::header(&mut text, name, "counter", help);
         let (o, i) = self.wire_bytes();
-        text.push_str(&format!(
-            "# HELP outlyer_agent_upload_wire_bytes_total Bytes the uploader wrote and read on its sockets.\n# TYPE outlyer_agent_upload_wire_bytes_total counter\noutlyer_agent_upload_wire_bytes_total{{direction=\"out\"}} {o}\noutlyer_agent_upload_wire_bytes_total{{direction=\"in\"}} {i}\n"
-        ));
+        for (direction, v) in [("out", o), ("in", i)] {
+            Line::new(&mut text, name)
+                .label("direction", direction)
+                .value(v);
+        }
         out.extend_from_slice(text.as_bytes());
     }
 }
