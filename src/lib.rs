@@ -25,5 +25,3 @@ pub mod uuid;
 
 #[doc(hidden)]
 pub mod fuzzing;
-#[doc(hidden)]
-pub mod testkit;
