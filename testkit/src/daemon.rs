@@ -1,54 +1,164 @@
-//! A minimal fake Docker daemon (20.10, API 1.41) on a unix socket.
+//! A fake Docker daemon on a unix socket.
+//!
+//! One [`FakeDaemon`] serves the reply shapes of three releases ([`Flavor`]):
+//! Docker 20.10 for the benches and the tests that need every
+//! [`ContainerInfo`] field to survive list and inspect, Docker 1.7 and 29 for
+//! the tests of what the machine's real daemon can't produce (old and new
+//! API versions, plain-text errors, event shapes). Its [`DaemonState`] is
+//! scripted while it runs: containers come and go (announced on `/events`
+//! or not), and faults are switched on and off (dripped replies, closed
+//! connections, garbage, failing lists, containers that vanish between list
+//! and inspect). Every request line is recorded with its `Host` header.
 
+use crate::replies::{self, JSON, TEXT};
 use outlyer_agent::registry::ContainerInfo;
-use std::fmt::Write as _;
-use std::io;
+use std::collections::HashSet;
+use std::io::{self, Read as _, Write as _};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-/// A minimal Docker 20.10 daemon (API 1.41) on a unix socket in a temp dir,
-/// serving a fixed set of running containers with the reply shapes of a real
-/// 20.10.24 (compat.md §1): `GET /_ping`, `/version`, `/info`,
-/// `/containers/json`, `/containers/<id>/json` (versioned or not) and
-/// `/events` (the head, then an open stream with no events). Keep-alive;
-/// bodies over 2 KiB are chunked like Go's `net/http`. Anything else gets a
-/// 404. One thread accepts, one serves each connection; all stop on drop.
+/// Which Docker release the daemon imitates (compat.md §1).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Flavor {
+    /// Docker 20.10.24, API 1.41: any `/v<x.y>/` prefix is served, JSON
+    /// errors, the events head at once; list and inspect bodies carry every
+    /// [`ContainerInfo`] field (labels, env tags, networks, paused state,
+    /// cgroup parent) and parse back to it.
+    Docker2010,
+    /// Docker 1.7.1, API 1.19 (min 1.12): no MinAPIVersion, old shapes,
+    /// plain-text errors, events without status line until the first event.
+    Docker17,
+    /// Docker 29.3, API 1.56 (min 1.40): no top-level IPAddress, events only
+    /// Type/Action/Actor, JSON errors.
+    Docker29,
+}
+
+impl Flavor {
+    /// The API versions `(min, max)` a `/v<x.y>/` prefix must fall in
+    /// (others get a 400); `None`: any is served.
+    pub fn api_range(self) -> Option<((u32, u32), (u32, u32))> {
+        match self {
+            Flavor::Docker2010 => None,
+            Flavor::Docker17 => Some(((1, 12), (1, 19))),
+            Flavor::Docker29 => Some(((1, 40), (1, 56))),
+        }
+    }
+}
+
+/// One request the daemon read: its request line and `Host` header.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub line: String,
+    pub host: Option<String>,
+}
+
+/// The path of a request line, without the query (`/v1.19/containers/json`).
+pub fn path_of(request_line: &str) -> String {
+    let target = request_line.split(' ').nth(1).unwrap_or("");
+    target.split('?').next().unwrap_or("").to_string()
+}
+
+struct Subscriber {
+    stream: UnixStream,
+    headers_sent: bool,
+    chunked: bool,
+}
+
+/// What the daemon serves and how; change it with [`FakeDaemon::with`].
+pub struct DaemonState {
+    pub flavor: Flavor,
+    /// Listed and inspected, in this order.
+    pub containers: Vec<ContainerInfo>,
+    /// Write every reply (and event) one byte at a time.
+    pub drip: bool,
+    /// Close every connection right after a reply, without announcing it
+    /// (an idle keep-alive connection dropped by the daemon).
+    pub close_after_reply: bool,
+    /// Answer every request with garbage and close.
+    pub garbage: bool,
+    /// Answer the next N `/containers/json` with a 500.
+    pub fail_lists: u32,
+    /// Ids listed, but whose inspect answers 404 (removed between list and inspect).
+    pub vanished: HashSet<String>,
+    /// Connections accepted so far.
+    pub connections: u32,
+    /// Garbage replies sent so far.
+    pub garbage_sent: u32,
+    requests: Vec<Recorded>,
+    lists: usize,
+    subscribers: Vec<Subscriber>,
+}
+
+struct Shared {
+    state: Mutex<DaemonState>,
+    stop: AtomicBool,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, DaemonState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A fake Docker daemon on a unix socket in a temp dir: `GET` (or `HEAD`)
+/// `/_ping`, `/version`, `/info`, `/containers/json`, `/containers/<id or
+/// name or unique id prefix>/json` and `/events` (the head, then the events
+/// sent with [`FakeDaemon::emit`]), versioned or not. Keep-alive, unless the
+/// client asks for `close` (HTTP/1.0, `Connection: close`); bodies over
+/// 2 KiB are chunked like Go's `net/http`. Anything else gets a 404, a head
+/// over 64 KiB a 400. One thread accepts, one serves each connection; all
+/// stop on drop, which also ends the open events streams.
 pub struct FakeDaemon {
     dir: PathBuf,
     socket: PathBuf,
-    shared: std::sync::Arc<DaemonShared>,
-    acceptor: Option<std::thread::JoinHandle<()>>,
-}
-
-struct DaemonShared {
-    containers: Vec<ContainerInfo>,
-    stop: std::sync::atomic::AtomicBool,
-    requests: AtomicUsize,
-    lists: AtomicUsize,
-    workers: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
 }
 
 /// How long a connection thread blocks in `read` before looking at the stop flag.
-const FAKE_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+const POLL: Duration = Duration::from_millis(100);
 /// A request head larger than this is refused (400) and the connection closed.
-const FAKE_MAX_HEAD: usize = 64 * 1024;
+pub(crate) const MAX_HEAD: usize = 64 * 1024;
+/// The body of a failing list.
+const LIST_FAILURE: &str = "Cannot list containers: devmapper: Unknown device 0e34";
 
 impl FakeDaemon {
-    /// Listens at `<temp dir>/outlyer-fakedocker-<pid>-<n>/docker.sock`.
+    /// A Docker 20.10 daemon serving `containers`.
     pub fn start(containers: Vec<ContainerInfo>) -> io::Result<FakeDaemon> {
+        FakeDaemon::start_as(Flavor::Docker2010, containers)
+    }
+
+    /// Listens at `<temp dir>/outlyer-fakedocker-<pid>-<n>/docker.sock`.
+    pub fn start_as(flavor: Flavor, containers: Vec<ContainerInfo>) -> io::Result<FakeDaemon> {
         let n = crate::next_seq();
         let dir =
             std::env::temp_dir().join(format!("outlyer-fakedocker-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let socket = dir.join("docker.sock");
-        let listener = std::os::unix::net::UnixListener::bind(&socket)?;
-        let shared = std::sync::Arc::new(DaemonShared {
-            containers,
-            stop: std::sync::atomic::AtomicBool::new(false),
-            requests: AtomicUsize::new(0),
-            lists: AtomicUsize::new(0),
-            workers: std::sync::Mutex::new(Vec::new()),
+        let listener = UnixListener::bind(&socket)?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(DaemonState {
+                flavor,
+                containers,
+                drip: false,
+                close_after_reply: false,
+                garbage: false,
+                fail_lists: 0,
+                vanished: HashSet::new(),
+                connections: 0,
+                garbage_sent: 0,
+                requests: Vec::new(),
+                lists: 0,
+                subscribers: Vec::new(),
+            }),
+            stop: AtomicBool::new(false),
+            workers: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         let acceptor = std::thread::Builder::new()
@@ -59,10 +169,11 @@ impl FakeDaemon {
                         break;
                     }
                     let Ok(conn) = conn else { continue };
+                    s.lock().connections += 1;
                     let s2 = s.clone();
                     let worker = std::thread::Builder::new()
                         .name("fake-docker-conn".into())
-                        .spawn(move || serve_fake_connection(conn, &s2));
+                        .spawn(move || serve_connection(conn, &s2));
                     if let (Ok(w), Ok(mut ws)) = (worker, s.workers.lock()) {
                         ws.push(w);
                     }
@@ -81,14 +192,76 @@ impl FakeDaemon {
         &self.socket
     }
 
-    /// Requests answered so far (all connections, all paths).
-    pub fn requests(&self) -> usize {
-        self.shared.requests.load(Ordering::Relaxed)
+    /// Reads or changes what the daemon serves.
+    pub fn with<R>(&self, f: impl FnOnce(&mut DaemonState) -> R) -> R {
+        f(&mut self.shared.lock())
     }
 
-    /// `GET /containers/json` requests answered so far.
+    pub fn flavor(&self) -> Flavor {
+        self.with(|s| s.flavor)
+    }
+
+    /// Requests read so far (all connections, all paths).
+    pub fn requests(&self) -> usize {
+        self.with(|s| s.requests.len())
+    }
+
+    /// The requests read so far, in order.
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.with(|s| s.requests.clone())
+    }
+
+    /// `/containers/json` requests answered so far (failed ones included).
     pub fn lists(&self) -> usize {
-        self.shared.lists.load(Ordering::Relaxed)
+        self.with(|s| s.lists)
+    }
+
+    /// Connections that asked for `/events` (until a write to them fails).
+    pub fn subscribers(&self) -> usize {
+        self.with(|s| s.subscribers.len())
+    }
+
+    /// Serves one more container (no event: see [`FakeDaemon::emit`]).
+    pub fn add(&self, c: ContainerInfo) {
+        self.with(|s| s.containers.push(c));
+    }
+
+    /// Stops serving the container with this id (no event).
+    pub fn remove(&self, id: &str) -> Option<ContainerInfo> {
+        self.with(|s| {
+            let i = s.containers.iter().position(|c| c.id == id)?;
+            Some(s.containers.remove(i))
+        })
+    }
+
+    /// Sends the flavor's event line for `action` (`create`, `start`,
+    /// `die`, `destroy`, …) on container `c` to every subscriber.
+    pub fn emit(&self, c: &ContainerInfo, action: &str) {
+        let line = replies::event(self.flavor(), c, action);
+        self.emit_raw(&line);
+    }
+
+    /// Sends `line` as one event (one chunk) to every subscriber, after
+    /// the head if the flavor (1.7) had not sent it yet.
+    pub fn emit_raw(&self, line: &str) {
+        let mut s = self.shared.lock();
+        let (flavor, drip) = (s.flavor, s.drip);
+        let stop = &self.shared.stop;
+        s.subscribers.retain_mut(|sub| {
+            let mut out = Vec::new();
+            if !sub.headers_sent {
+                out.extend_from_slice(&replies::events_head(flavor, sub.chunked));
+                sub.headers_sent = true;
+            }
+            if sub.chunked {
+                out.extend_from_slice(format!("{:x}\r\n", line.len()).as_bytes());
+                out.extend_from_slice(line.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            } else {
+                out.extend_from_slice(line.as_bytes());
+            }
+            write_out(&mut sub.stream, &out, drip, stop).is_ok()
+        });
     }
 }
 
@@ -96,10 +269,14 @@ impl Drop for FakeDaemon {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         // Wake the acceptor out of `accept`; if that fails it is left detached.
-        if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+        if UnixStream::connect(&self.socket).is_ok() {
             if let Some(a) = self.acceptor.take() {
                 let _ = a.join();
             }
+        }
+        // End the events streams (the connection threads hold no other copy).
+        for sub in self.shared.lock().subscribers.drain(..) {
+            let _ = sub.stream.shutdown(std::net::Shutdown::Both);
         }
         let workers = match self.shared.workers.lock() {
             Ok(mut w) => std::mem::take(&mut *w),
@@ -112,13 +289,28 @@ impl Drop for FakeDaemon {
     }
 }
 
+/// Writes `bytes`, one at a time with `drip` (giving up once stopped).
+fn write_out(
+    stream: &mut UnixStream,
+    bytes: &[u8],
+    drip: bool,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    if !drip {
+        return stream.write_all(bytes);
+    }
+    for b in bytes {
+        if stop.load(Ordering::Relaxed) {
+            return Err(io::Error::other("daemon stopped"));
+        }
+        stream.write_all(std::slice::from_ref(b))?;
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    Ok(())
+}
+
 /// Reads `conn` into `buf`; `Ok(false)` on EOF or stop.
-fn fake_read(
-    conn: &mut std::os::unix::net::UnixStream,
-    buf: &mut Vec<u8>,
-    stop: &std::sync::atomic::AtomicBool,
-) -> io::Result<bool> {
-    use std::io::Read as _;
+fn read_some(conn: &mut UnixStream, buf: &mut Vec<u8>, stop: &AtomicBool) -> io::Result<bool> {
     let mut chunk = [0u8; 4096];
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -142,23 +334,31 @@ fn fake_read(
     }
 }
 
-fn serve_fake_connection(mut conn: std::os::unix::net::UnixStream, shared: &DaemonShared) {
-    use std::io::Write as _;
-    let _ = conn.set_read_timeout(Some(FAKE_POLL));
-    let _ = conn.set_write_timeout(Some(std::time::Duration::from_secs(10)));
+enum Next {
+    Keep,
+    Close,
+    /// The connection became an events subscriber: keep it open, send nothing.
+    Subscribed,
+}
+
+fn serve_connection(mut conn: UnixStream, shared: &Shared) {
+    let _ = conn.set_read_timeout(Some(POLL));
+    let _ = conn.set_write_timeout(Some(Duration::from_secs(10)));
     let mut buf = Vec::new();
     loop {
         let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-            if buf.len() > FAKE_MAX_HEAD {
-                let _ = conn.write_all(&fake_reply(
+            if buf.len() > MAX_HEAD {
+                let flavor = shared.lock().flavor;
+                let _ = conn.write_all(&replies::reply(
+                    flavor,
                     "400 Bad Request",
-                    "text/plain; charset=utf-8",
+                    TEXT,
                     b"400 Bad Request",
                     true,
                 ));
                 return;
             }
-            match fake_read(&mut conn, &mut buf, &shared.stop) {
+            match read_some(&mut conn, &mut buf, &shared.stop) {
                 Ok(true) => continue,
                 _ => return,
             }
@@ -166,13 +366,15 @@ fn serve_fake_connection(mut conn: std::os::unix::net::UnixStream, shared: &Daem
         let head = String::from_utf8_lossy(&buf[..end]).into_owned();
         buf.drain(..end + 4);
         let mut lines = head.split("\r\n");
-        let mut parts = lines.next().unwrap_or("").split(' ');
+        let line = lines.next().unwrap_or("");
+        let mut parts = line.split(' ');
         let (method, target, proto) = (
             parts.next().unwrap_or(""),
             parts.next().unwrap_or(""),
             parts.next().unwrap_or(""),
         );
         let mut body_len = 0usize;
+        let mut host = None;
         let mut close = proto != "HTTP/1.1";
         for h in lines {
             let Some((k, v)) = h.split_once(':') else {
@@ -181,414 +383,185 @@ fn serve_fake_connection(mut conn: std::os::unix::net::UnixStream, shared: &Daem
             let (k, v) = (k.trim(), v.trim());
             if k.eq_ignore_ascii_case("content-length") {
                 body_len = v.parse().unwrap_or(0);
+            } else if k.eq_ignore_ascii_case("host") {
+                host = Some(v.to_string());
             } else if k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close") {
                 close = true;
             }
         }
         // A request body (never sent by the agent) is read and dropped.
         while buf.len() < body_len {
-            match fake_read(&mut conn, &mut buf, &shared.stop) {
+            match read_some(&mut conn, &mut buf, &shared.stop) {
                 Ok(true) => {}
                 _ => return,
             }
         }
         buf.drain(..body_len);
-        shared.requests.fetch_add(1, Ordering::Relaxed);
-        let path = target.split('?').next().unwrap_or("");
-        // `/v1.41/x` and `/x` are the same route (compat.md §1.2).
-        let route = match path.strip_prefix("/v").and_then(|p| p.split_once('/')) {
-            Some((ver, rest))
-                if !ver.is_empty() && ver.bytes().all(|b| b.is_ascii_digit() || b == b'.') =>
-            {
-                format!("/{rest}")
-            }
-            _ => path.to_string(),
-        };
-        if method == "GET" && route == "/events" {
-            let mut head = fake_head("200 OK", "application/json");
-            head.push_str(if close {
-                "Connection: close\r\n\r\n"
-            } else {
-                "Transfer-Encoding: chunked\r\n\r\n"
-            });
-            if conn.write_all(head.as_bytes()).is_err() {
+        shared.lock().requests.push(Recorded {
+            line: line.to_string(),
+            host,
+        });
+        match respond(shared, &mut conn, method, target, close) {
+            Next::Keep => {}
+            Next::Close => return,
+            Next::Subscribed => {
+                // Clients send nothing more on an events stream: hold it
+                // until the client leaves or the daemon stops.
+                let mut sink = Vec::new();
+                while let Ok(true) = read_some(&mut conn, &mut sink, &shared.stop) {
+                    sink.clear();
+                }
                 return;
             }
-            // No events: hold the stream until the client leaves or we stop.
-            let mut sink = Vec::new();
-            while let Ok(true) = fake_read(&mut conn, &mut sink, &shared.stop) {
-                sink.clear();
-            }
-            return;
-        }
-        let (status, ctype, body) = fake_route(method, &route, &shared.containers);
-        if method == "GET" && route == "/containers/json" {
-            shared.lists.fetch_add(1, Ordering::Relaxed);
-        }
-        if conn
-            .write_all(&fake_reply(status, ctype, &body, close))
-            .is_err()
-            || close
-        {
-            return;
         }
     }
 }
 
-fn fake_route(
-    method: &str,
-    route: &str,
-    containers: &[ContainerInfo],
-) -> (&'static str, &'static str, Vec<u8>) {
-    const JSON: &str = "application/json";
-    let not_found = |what: String| {
-        (
-            "404 Not Found",
-            JSON,
-            format!("{{\"message\":{}}}\n", json_str(&what)).into_bytes(),
-        )
+/// Splits `/v1.19/containers/json` into `(Some((1, 19)), "/containers/json")`
+/// (compat.md §1.2: `/v<x.y>/x` and `/x` are the same route); a version
+/// that does not parse as `major[.minor]` is ignored.
+fn split_version(path: &str) -> (Option<(u32, u32)>, String) {
+    let Some((ver, rest)) = path.strip_prefix("/v").and_then(|p| p.split_once('/')) else {
+        return (None, path.to_string());
     };
-    if method != "GET" {
-        return not_found("page not found".into());
+    if ver.is_empty() || !ver.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return (None, path.to_string());
     }
-    match route {
-        "/_ping" => ("200 OK", "text/plain; charset=utf-8", b"OK".to_vec()),
-        "/version" => ("200 OK", JSON, FAKE_VERSION.as_bytes().to_vec()),
-        "/info" => ("200 OK", JSON, fake_info(containers).into_bytes()),
-        "/containers/json" => {
-            let mut body = String::from("[");
-            for (i, c) in containers.iter().enumerate() {
-                if i > 0 {
-                    body.push(',');
-                }
-                fake_list_entry(&mut body, c);
-            }
-            body.push_str("]\n");
-            ("200 OK", JSON, body.into_bytes())
-        }
-        _ => {
-            let Some(key) = route
-                .strip_prefix("/containers/")
-                .and_then(|r| r.strip_suffix("/json"))
-                .filter(|k| !k.is_empty() && !k.contains('/'))
-            else {
-                return not_found("page not found".into());
-            };
-            if let Some(c) = containers.iter().find(|c| c.id == key || c.name == key) {
-                return ("200 OK", JSON, fake_inspect(c).into_bytes());
-            }
-            let mut by_prefix = containers.iter().filter(|c| c.id.starts_with(key));
-            match (by_prefix.next(), by_prefix.next()) {
-                (Some(c), None) => ("200 OK", JSON, fake_inspect(c).into_bytes()),
-                (Some(_), Some(_)) => (
-                    "400 Bad Request",
-                    JSON,
-                    format!("{{\"message\":\"multiple IDs found with provided prefix: {key}\"}}\n")
-                        .into_bytes(),
-                ),
-                (None, _) => not_found(format!("No such container: {key}")),
-            }
-        }
+    let (major, minor) = ver.split_once('.').unwrap_or((ver, "0"));
+    let version = major.parse().ok().zip(minor.parse().ok());
+    (version, format!("/{rest}"))
+}
+
+enum Lookup<'a> {
+    Found(&'a ContainerInfo),
+    Ambiguous,
+    Missing,
+}
+
+/// By full id or name, else by a unique id prefix.
+fn lookup<'a>(containers: &'a [ContainerInfo], key: &str) -> Lookup<'a> {
+    if let Some(c) = containers.iter().find(|c| c.id == key || c.name == key) {
+        return Lookup::Found(c);
+    }
+    let mut by_prefix = containers.iter().filter(|c| c.id.starts_with(key));
+    match (by_prefix.next(), by_prefix.next()) {
+        (Some(c), None) => Lookup::Found(c),
+        (Some(_), Some(_)) => Lookup::Ambiguous,
+        (None, _) => Lookup::Missing,
     }
 }
 
-/// Headers every 20.10 reply carries, without the framing and the blank line.
-fn fake_head(status: &str, content_type: &str) -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let (y, m, d) = outlyer_agent::time::civil_from_days(days);
-    let rem = secs % 86_400;
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "HTTP/1.1 {status}\r\nApi-Version: 1.41\r\nContent-Type: {content_type}\r\n\
-         Docker-Experimental: false\r\nOstype: linux\r\nServer: Docker/20.10.24 (linux)\r\n\
-         Date: {}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT\r\n",
-        WEEKDAYS[days.rem_euclid(7) as usize],
-        MONTHS[(m as usize).saturating_sub(1) % 12],
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-/// A whole reply framed like Go's `net/http`: `Content-Length` up to 2048
-/// bytes, one chunk plus the last-chunk above (or close-delimited when the
-/// client asked for `close`, as for HTTP/1.0).
-fn fake_reply(status: &str, content_type: &str, body: &[u8], close: bool) -> Vec<u8> {
-    let mut head = fake_head(status, content_type);
-    if close {
-        head.push_str("Connection: close\r\n");
+fn respond(
+    shared: &Shared,
+    conn: &mut UnixStream,
+    method: &str,
+    target: &str,
+    close: bool,
+) -> Next {
+    let mut s = shared.lock();
+    let (flavor, drip) = (s.flavor, s.drip);
+    let keep_open = !close && !s.close_after_reply;
+    if s.garbage {
+        let g = replies::GARBAGE[(s.garbage_sent % 3) as usize];
+        s.garbage_sent += 1;
+        drop(s);
+        let _ = write_out(conn, g, drip, &shared.stop);
+        return Next::Close;
     }
-    let chunked = body.len() > 2048 && !close;
-    if chunked {
-        head.push_str(&format!(
-            "Transfer-Encoding: chunked\r\n\r\n{:x}\r\n",
-            body.len()
-        ));
+    let (version, route) = split_version(target.split('?').next().unwrap_or(""));
+    let refused = version.and_then(|v| replies::version_refused(flavor, v));
+    let out = if method != "GET" && method != "HEAD" {
+        replies::page_not_found(flavor, close)
+    } else if let Some(message) = refused {
+        replies::error(flavor, "400 Bad Request", &message, close)
     } else {
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    }
-    let mut out = head.into_bytes();
-    out.extend_from_slice(body);
-    if chunked {
-        out.extend_from_slice(b"\r\n0\r\n\r\n");
-    }
-    out
-}
-
-/// Unix seconds → Go's RFC3339Nano (`2023-11-14T22:13:20.5Z`); 0 → Docker's never-set time.
-fn rfc3339_nano(t: f64) -> String {
-    if t <= 0.0 || !t.is_finite() {
-        return "0001-01-01T00:00:00Z".into();
-    }
-    let secs = t.floor() as u64;
-    let nanos = ((t - t.floor()) * 1e9).round().min(999_999_999.0) as u32;
-    let (y, m, d) = outlyer_agent::time::civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    let mut s = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    );
-    if nanos > 0 {
-        let frac = format!("{nanos:09}");
-        s.push('.');
-        s.push_str(frac.trim_end_matches('0'));
-    }
-    s.push('Z');
-    s
-}
-
-/// A JSON string literal.
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    outlyer_agent::upload::wire::push_json_str(&mut out, s);
-    out
-}
-
-fn json_labels(labels: &[(String, String)]) -> String {
-    let mut out = String::from("{");
-    for (i, (k, v)) in labels.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(out, "{}:{}", json_str(k), json_str(v));
-    }
-    out.push('}');
-    out
-}
-
-/// A stable 64-hex string derived from a container id (image and network ids).
-fn fake_hex(id: &str, salt: u8) -> String {
-    id.bytes()
-        .rev()
-        .map(|b| {
-            let v = (b as char).to_digit(16).unwrap_or(0) as u8 ^ (salt & 15);
-            char::from_digit(u32::from(v), 16).unwrap_or('0')
-        })
-        .chain(std::iter::repeat('0'))
-        .take(64)
-        .collect()
-}
-
-fn fnv64(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// `NetworkSettings.Networks` of 20.10: one endpoint per address; the
-/// network is named after `NetworkMode` (`default` is `bridge`); `host`,
-/// `none` and named networks without an address get one endpoint with an
-/// empty `IPAddress`; `container:<id>` has none.
-fn fake_networks(c: &ContainerInfo, out: &mut String) {
-    out.push('{');
-    if !c.network_mode.starts_with("container:") {
-        let net = if c.network_mode == "default" || c.network_mode.is_empty() {
-            "bridge"
-        } else {
-            c.network_mode.as_str()
-        };
-        let empty = [String::new()];
-        let ips: &[String] = if c.ips.is_empty() { &empty } else { &c.ips };
-        for (k, ip) in ips.iter().enumerate() {
-            if k > 0 {
-                out.push(',');
+        match route.as_str() {
+            "/_ping" => replies::reply(flavor, "200 OK", TEXT, b"OK", close),
+            "/version" => replies::reply(
+                flavor,
+                "200 OK",
+                JSON,
+                replies::version(flavor).as_bytes(),
+                close,
+            ),
+            "/info" => {
+                let body = replies::info(flavor, &s.containers);
+                replies::reply(flavor, "200 OK", JSON, body.as_bytes(), close)
             }
-            let name = if k == 0 {
-                net.to_string()
-            } else {
-                format!("{net}-{k}")
-            };
-            let has = !ip.is_empty();
-            let _ = write!(
-                out,
-                concat!(
-                    r#"{}:{{"IPAMConfig":null,"Links":null,"Aliases":null,"NetworkID":"{}","EndpointID":"{}","#,
-                    r#""Gateway":"{}","IPAddress":{},"IPPrefixLen":{},"IPv6Gateway":"","GlobalIPv6Address":"","#,
-                    r#""GlobalIPv6PrefixLen":0,"MacAddress":"{}","DriverOpts":null}}"#
-                ),
-                json_str(&name),
-                fake_hex(&format!("{:016x}", fnv64(&name)), 3),
-                fake_hex(&c.id, k as u8 + 5),
-                if has { "172.17.0.1" } else { "" },
-                json_str(ip),
-                if has { 16 } else { 0 },
-                if has { "02:42:ac:11:00:02" } else { "" },
-            );
+            "/containers/json" => {
+                s.lists += 1;
+                if s.fail_lists > 0 {
+                    s.fail_lists -= 1;
+                    replies::error(flavor, "500 Internal Server Error", LIST_FAILURE, close)
+                } else {
+                    let body = replies::list(flavor, &s.containers);
+                    replies::reply(flavor, "200 OK", JSON, body.as_bytes(), close)
+                }
+            }
+            "/events" => {
+                let Ok(stream) = conn.try_clone() else {
+                    return Next::Close;
+                };
+                let mut sub = Subscriber {
+                    stream,
+                    headers_sent: false,
+                    chunked: !close,
+                };
+                // Docker 1.7/1.8 send nothing until the first event; 1.9+
+                // flush the status line and headers at once.
+                if flavor != Flavor::Docker17 {
+                    let head = replies::events_head(flavor, sub.chunked);
+                    if write_out(&mut sub.stream, &head, drip, &shared.stop).is_err() {
+                        return Next::Close;
+                    }
+                    sub.headers_sent = true;
+                }
+                s.subscribers.push(sub);
+                return Next::Subscribed;
+            }
+            _ => {
+                let key = route
+                    .strip_prefix("/containers/")
+                    .and_then(|r| r.strip_suffix("/json"))
+                    .filter(|k| !k.is_empty() && !k.contains('/'));
+                match key.map(|k| (k, lookup(&s.containers, k))) {
+                    None => replies::page_not_found(flavor, close),
+                    Some((_, Lookup::Found(c))) if !s.vanished.contains(&c.id) => {
+                        let body = replies::inspect(flavor, c);
+                        replies::reply(flavor, "200 OK", JSON, body.as_bytes(), close)
+                    }
+                    Some((key, Lookup::Ambiguous)) => replies::error(
+                        flavor,
+                        "400 Bad Request",
+                        &format!("multiple IDs found with provided prefix: {key}"),
+                        close,
+                    ),
+                    Some((key, _)) => replies::error(
+                        flavor,
+                        "404 Not Found",
+                        &replies::no_such_container(flavor, key),
+                        close,
+                    ),
+                }
+            }
         }
+    };
+    drop(s);
+    let out = if method == "HEAD" {
+        replies::head_part(out)
+    } else {
+        out
+    };
+    if write_out(conn, &out, drip, &shared.stop).is_err() || !keep_open {
+        return Next::Close;
     }
-    out.push('}');
+    Next::Keep
 }
-
-fn fake_list_entry(out: &mut String, c: &ContainerInfo) {
-    let _ = write!(
-        out,
-        concat!(
-            r#"{{"Id":"{id}","Names":[{name}],"Image":{image},"ImageID":"sha256:{img}","Command":"sleep 3600","#,
-            r#""Created":{created},"Ports":[],"Labels":{labels},"State":"{state}","Status":"Up 5 minutes{paused}","#,
-            r#""HostConfig":{{"NetworkMode":{mode}}},"NetworkSettings":{{"Networks":"#
-        ),
-        id = c.id,
-        name = json_str(&format!("/{}", c.name)),
-        image = json_str(&c.image),
-        img = fake_hex(&c.id, 1),
-        created = c.started_at.max(1.0) as u64 - 1,
-        labels = json_labels(&c.labels),
-        state = if c.paused { "paused" } else { "running" },
-        paused = if c.paused { " (Paused)" } else { "" },
-        mode = json_str(&c.network_mode),
-    );
-    fake_networks(c, out);
-    out.push_str(r#"},"Mounts":[]}"#);
-}
-
-fn fake_inspect(c: &ContainerInfo) -> String {
-    let mut env = vec![json_str(
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    )];
-    for (var, value) in ["ENV", "APP_NAME"].iter().zip(&c.env_tags) {
-        env.push(json_str(&format!("{var}={value}")));
-    }
-    let started = rfc3339_nano(c.started_at);
-    let created = rfc3339_nano((c.started_at - 0.5).max(0.0));
-    let overlay = fake_hex(&c.id, 7);
-    let mut out = String::with_capacity(5000);
-    let _ = write!(
-        out,
-        concat!(
-            r#"{{"Id":"{id}","Created":"{created}","Path":"sleep","Args":["3600"],"#,
-            r#""State":{{"Status":"{status}","Running":true,"Paused":{paused},"Restarting":false,"OOMKilled":false,"#,
-            r#""Dead":false,"Pid":{pid},"ExitCode":0,"Error":"","StartedAt":"{started}","FinishedAt":"0001-01-01T00:00:00Z"}},"#,
-            r#""Image":"sha256:{img}","ResolvConfPath":"/var/lib/docker/containers/{id}/resolv.conf","#,
-            r#""HostnamePath":"/var/lib/docker/containers/{id}/hostname","#,
-            r#""HostsPath":"/var/lib/docker/containers/{id}/hosts","#,
-            r#""LogPath":"/var/lib/docker/containers/{id}/{id}-json.log","Name":{name},"RestartCount":0,"#,
-            r#""Driver":"overlay2","Platform":"linux","MountLabel":"","ProcessLabel":"","AppArmorProfile":"","#,
-            r#""ExecIDs":null,"HostConfig":{{"Binds":null,"ContainerIDFile":"","LogConfig":{{"Type":"json-file","Config":{{}}}},"#,
-            r#""NetworkMode":{mode},"PortBindings":{{}},"RestartPolicy":{{"Name":"no","MaximumRetryCount":0}},"#,
-            r#""AutoRemove":false,"VolumeDriver":"","VolumesFrom":null,"CapAdd":null,"CapDrop":null,"#,
-            r#""CgroupnsMode":"host","Dns":[],"DnsOptions":[],"DnsSearch":[],"ExtraHosts":null,"GroupAdd":null,"#,
-            r#""IpcMode":"private","Cgroup":"","Links":null,"OomScoreAdj":0,"PidMode":"","Privileged":false,"#,
-            r#""PublishAllPorts":false,"ReadonlyRootfs":false,"SecurityOpt":null,"UTSMode":"","UsernsMode":"","#,
-            r#""ShmSize":67108864,"Runtime":"runc","ConsoleSize":[0,0],"Isolation":"","CpuShares":0,"Memory":0,"#,
-            r#""NanoCpus":0,"CgroupParent":{parent},"BlkioWeight":0,"BlkioWeightDevice":[],"BlkioDeviceReadBps":[],"#,
-            r#""BlkioDeviceWriteBps":[],"BlkioDeviceReadIOps":[],"BlkioDeviceWriteIOps":[],"CpuPeriod":0,"CpuQuota":0,"#,
-            r#""CpuRealtimePeriod":0,"CpuRealtimeRuntime":0,"CpusetCpus":"","CpusetMems":"","Devices":[],"#,
-            r#""DeviceCgroupRules":null,"DeviceRequests":null,"KernelMemory":0,"KernelMemoryTCP":0,"#,
-            r#""MemoryReservation":0,"MemorySwap":0,"MemorySwappiness":null,"OomKillDisable":false,"PidsLimit":null,"#,
-            r#""Ulimits":[],"CpuCount":0,"CpuPercent":0,"IOMaximumIOps":0,"IOMaximumBandwidth":0,"#,
-            r#""MaskedPaths":["/proc/asound","/proc/acpi","/proc/kcore","/proc/keys","/proc/latency_stats","#,
-            r#""/proc/timer_list","/proc/timer_stats","/proc/sched_debug","/proc/scsi","/sys/firmware"],"#,
-            r#""ReadonlyPaths":["/proc/bus","/proc/fs","/proc/irq","/proc/sys","/proc/sysrq-trigger"]}},"#,
-            r#""GraphDriver":{{"Data":{{"LowerDir":"/var/lib/docker/overlay2/{ov}-init/diff","#,
-            r#""MergedDir":"/var/lib/docker/overlay2/{ov}/merged","UpperDir":"/var/lib/docker/overlay2/{ov}/diff","#,
-            r#""WorkDir":"/var/lib/docker/overlay2/{ov}/work"}},"Name":"overlay2"}},"Mounts":[],"#,
-            r#""Config":{{"Hostname":"{short}","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,"#,
-            r#""AttachStderr":false,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":[{env}],"#,
-            r#""Cmd":["sleep","3600"],"Image":{image},"Volumes":null,"WorkingDir":"","Entrypoint":null,"#,
-            r#""OnBuild":null,"Labels":{labels}}},"#,
-            r#""NetworkSettings":{{"Bridge":"","SandboxID":"{sandbox}","HairpinMode":false,"LinkLocalIPv6Address":"","#,
-            r#""LinkLocalIPv6PrefixLen":0,"Ports":{{}},"SandboxKey":"/var/run/docker/netns/{sandbox_short}","#,
-            r#""SecondaryIPAddresses":null,"SecondaryIPv6Addresses":null,"EndpointID":"","Gateway":"","#,
-            r#""GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"","#,
-            r#""MacAddress":"","Networks":"#
-        ),
-        id = c.id,
-        created = created,
-        status = if c.paused { "paused" } else { "running" },
-        paused = c.paused,
-        pid = c.pid,
-        started = started,
-        img = fake_hex(&c.id, 1),
-        name = json_str(&format!("/{}", c.name)),
-        mode = json_str(&c.network_mode),
-        parent = json_str(&c.cgroup_parent),
-        ov = overlay,
-        short = c.short_id(),
-        env = env.join(","),
-        image = json_str(&c.image),
-        labels = json_labels(&c.labels),
-        sandbox = fake_hex(&c.id, 9),
-        sandbox_short = &fake_hex(&c.id, 9)[..12],
-    );
-    fake_networks(c, &mut out);
-    out.push_str("}}\n");
-    out
-}
-
-fn fake_info(containers: &[ContainerInfo]) -> String {
-    let paused = containers.iter().filter(|c| c.paused).count();
-    format!(
-        concat!(
-            r#"{{"ID":"SYNT:HETI:CHOS:TFAK:EDAE:MONX:2010:API1:41XX:XXXX:XXXX:XXXX","Containers":{n},"#,
-            r#""ContainersRunning":{running},"ContainersPaused":{paused},"ContainersStopped":0,"Images":1,"#,
-            r#""Driver":"overlay2","DriverStatus":[["Backing Filesystem","extfs"],["Supports d_type","true"],"#,
-            r#"["Native Overlay Diff","true"],["userxattr","false"]],"Plugins":{{"Volume":["local"],"#,
-            r#""Network":["bridge","host","ipvlan","macvlan","null","overlay"],"Authorization":null,"#,
-            r#""Log":["awslogs","fluentd","gcplogs","gelf","journald","json-file","local","logentries","splunk","syslog"]}},"#,
-            r#""MemoryLimit":true,"SwapLimit":true,"KernelMemory":true,"KernelMemoryTCP":true,"CpuCfsPeriod":true,"#,
-            r#""CpuCfsQuota":true,"CPUShares":true,"CPUSet":true,"PidsLimit":true,"IPv4Forwarding":true,"#,
-            r#""BridgeNfIptables":true,"BridgeNfIp6tables":true,"Debug":false,"NFd":42,"OomKillDisable":true,"#,
-            r#""NGoroutines":51,"SystemTime":"2026-11-24T22:51:19.123456789Z","LoggingDriver":"json-file","#,
-            r#""CgroupDriver":"cgroupfs","CgroupVersion":"1","NEventsListener":1,"KernelVersion":"6.1.0","#,
-            r#""OperatingSystem":"Debian GNU/Linux 12 (bookworm)","OSVersion":"12","OSType":"linux","#,
-            r#""Architecture":"x86_64","IndexServerAddress":"https://index.docker.io/v1/","RegistryConfig":null,"#,
-            r#""NCPU":4,"MemTotal":16709636096,"GenericResources":null,"DockerRootDir":"/var/lib/docker","#,
-            r#""HttpProxy":"","HttpsProxy":"","NoProxy":"","Name":"synthetic-host","Labels":[],"#,
-            r#""ExperimentalBuild":false,"ServerVersion":"20.10.24","Runtimes":{{"runc":{{"path":"runc"}}}},"#,
-            r#""DefaultRuntime":"runc","LiveRestoreEnabled":false,"Isolation":"","InitBinary":"docker-init","#,
-            r#""SecurityOptions":["name=seccomp,profile=default"],"Warnings":null}}"#,
-            "\n"
-        ),
-        n = containers.len(),
-        running = containers.len() - paused,
-        paused = paused,
-    )
-}
-
-const FAKE_VERSION: &str = concat!(
-    r#"{"Platform":{"Name":""},"Components":[{"Name":"Engine","Version":"20.10.24","Details":{"ApiVersion":"1.41","#,
-    r#""Arch":"amd64","BuildTime":"2023-04-04T17:59:27.000000000+00:00","Experimental":"false","GitCommit":"5d6db84","#,
-    r#""GoVersion":"go1.19.8","KernelVersion":"6.1.0","MinAPIVersion":"1.12","Os":"linux"}},"#,
-    r#"{"Name":"containerd","Version":"1.6.20","Details":{"GitCommit":"2806fc1"}},"#,
-    r#"{"Name":"runc","Version":"1.1.5","Details":{"GitCommit":"f19387a"}},"#,
-    r#"{"Name":"docker-init","Version":"0.19.0","Details":{"GitCommit":"de40ad0"}}],"#,
-    r#""Version":"20.10.24","ApiVersion":"1.41","MinAPIVersion":"1.12","GitCommit":"5d6db84","GoVersion":"go1.19.8","#,
-    r#""Os":"linux","Arch":"amd64","KernelVersion":"6.1.0","BuildTime":"2023-04-04T17:59:27.000000000+00:00"}"#,
-    "\n"
-);
 
 #[cfg(test)]
-mod fake_daemon_tests {
+mod tests {
     use super::*;
+    use crate::replies::{fake_inspect, rfc3339_nano};
     use crate::{SyntheticHost, TreeLayout, TreeOptions};
     use outlyer_agent::docker::api::{parse_container_list, parse_info, parse_inspect};
     use outlyer_agent::docker::version::parse_version_body;
@@ -712,7 +685,7 @@ mod fake_daemon_tests {
             };
             assert_eq!(got.info, want);
         }
-        let (_, _, body) = fake_route("GET", "/containers/json", &all);
+        let body = replies::list(Flavor::Docker2010, &all).into_bytes();
         let listed = parse_container_list(&body).unwrap();
         assert_eq!(listed.len(), all.len());
         for (l, c) in listed.iter().zip(&all) {
@@ -722,7 +695,7 @@ mod fake_daemon_tests {
             let state = if c.paused { "paused" } else { "running" };
             assert_eq!(l.state.as_deref(), Some(state));
         }
-        let (_, _, body) = fake_route("GET", "/info", &all);
+        let body = replies::info(Flavor::Docker2010, &all).into_bytes();
         let info = parse_info(&body).unwrap();
         assert_eq!(info.name.as_deref(), Some("synthetic-host"));
         assert!(info.id.is_some_and(|id| !id.is_empty()));
@@ -824,7 +797,7 @@ mod fake_daemon_tests {
         assert!(read_reply(&mut g).0.starts_with("HTTP/1.1 404"));
         let mut g = UnixStream::connect(daemon.socket()).unwrap();
         g.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let _ = g.write_all(&vec![b'x'; FAKE_MAX_HEAD + 10]);
+        let _ = g.write_all(&vec![b'x'; MAX_HEAD + 10]);
         let mut rest = Vec::new();
         let _ = g.read_to_end(&mut rest);
         assert!(
@@ -845,6 +818,83 @@ mod fake_daemon_tests {
         // The events stream ends when the daemon stops.
         ev.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         assert_eq!(ev.read(&mut b).unwrap(), 0);
+    }
+
+    /// The union of both former fakes: events sent on a 20.10 stream, a
+    /// failing list, a vanished container, HEAD, recorded request lines.
+    #[test]
+    fn scripted_events_and_faults_in_the_2010_shapes() {
+        use outlyer_agent::docker::events::{parse_event_line, EventAction};
+        let containers = synthetic(2);
+        let daemon = FakeDaemon::start(Vec::new()).unwrap();
+        let mut s = UnixStream::connect(daemon.socket()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut ev = UnixStream::connect(daemon.socket()).unwrap();
+        ev.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        ev.write_all(b"GET /v1.41/events HTTP/1.1\r\nHost: docker\r\n\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        let mut b = [0u8; 4096];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = ev.read(&mut b).unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&b[..n]);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while daemon.subscribers() == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(daemon.subscribers(), 1);
+
+        daemon.add(containers[0].clone());
+        daemon.emit(&containers[0], "start");
+        got.clear();
+        while !got.ends_with(b"\n\r\n") {
+            let n = ev.read(&mut b).unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&b[..n]);
+        }
+        let text = String::from_utf8(got.clone()).unwrap();
+        let (size, rest) = text.split_once("\r\n").unwrap();
+        let line = &rest[..usize::from_str_radix(size, 16).unwrap()];
+        let e = parse_event_line(line.as_bytes()).unwrap().unwrap();
+        assert_eq!(e.action, EventAction::Start);
+        assert_eq!(e.id, containers[0].id);
+        assert_eq!(e.name.as_deref(), Some(containers[0].name.as_str()));
+        assert!(line.contains(r#""status":"start""#), "{line}");
+
+        daemon.with(|st| st.fail_lists = 1);
+        let (head, body) = get(&mut s, "/v1.41/containers/json");
+        assert!(head.starts_with("HTTP/1.1 500 "), "{head}");
+        assert!(body.starts_with(b"{\"message\":"));
+        let (_, body) = get(&mut s, "/v1.41/containers/json");
+        assert_eq!(parse_container_list(&body).unwrap().len(), 1);
+        assert_eq!(daemon.lists(), 2);
+
+        daemon.with(|st| st.vanished.insert(containers[0].id.clone()));
+        let (head, _) = get(&mut s, &format!("/containers/{}/json", containers[0].id));
+        assert!(head.starts_with("HTTP/1.1 404 "), "{head}");
+
+        s.write_all(b"HEAD /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
+            .unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = s.read(&mut b[..1]).unwrap();
+            assert!(n > 0);
+            head.extend_from_slice(&b[..1]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert_eq!(get(&mut s, "/_ping").1, b"OK");
+
+        let recorded = daemon.recorded();
+        assert_eq!(recorded.len(), daemon.requests());
+        assert_eq!(path_of(&recorded[0].line), "/v1.41/events");
+        assert!(recorded.iter().all(|r| r.host.as_deref() == Some("docker")));
+        assert_eq!(
+            daemon.remove(&containers[0].id).map(|c| c.id),
+            Some(containers[0].id.clone())
+        );
+        assert_eq!(daemon.with(|st| st.containers.len()), 0);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! - [`SyntheticHost`]: a rootfs with `/proc` and cgroup files in a chosen
 //!   [`TreeLayout`], whose counters [`SyntheticHost::advance`] moves forward.
-//! - [`FakeDaemon`]: a minimal fake Docker 20.10 daemon on a unix socket.
+//! - [`FakeDaemon`]: a fake Docker daemon on a unix socket, in one of three
+//!   [`Flavor`]s (20.10, 1.7, 29), with scripted faults and a record of the
+//!   requests it answered.
 //! - [`sample_host`], [`sample_container`]: the fixtures of the upload tests.
 //!
 //! The agent's own `#[cfg(test)]` unit tests cannot use this crate (they
@@ -12,9 +14,10 @@
 #![deny(unsafe_code)]
 
 mod daemon;
+mod replies;
 mod tree;
 
-pub use daemon::FakeDaemon;
+pub use daemon::{path_of, DaemonState, FakeDaemon, Flavor, Recorded};
 pub use tree::{Driver, SynthContainer, SyntheticHost, TreeLayout, TreeOptions};
 
 use outlyer_agent::registry::ContainerInfo;
