@@ -1,8 +1,8 @@
 //! Memory of the real agent process tracking N synthetic containers.
 //!
-//! For each N: writes a synthetic host tree (`testkit::SyntheticHost`),
+//! For each N: writes a synthetic host tree (`outlyer_testkit::SyntheticHost`),
 //! serves its containers from a fake Docker 20.10 daemon
-//! (`testkit::FakeDaemon`), starts the agent binary in local mode with
+//! (`outlyer_testkit::FakeDaemon`), starts the agent binary in local mode with
 //! `--rootfs <tree (a short symlink to it)> --docker-socket <fake> --listen 127.0.0.1:<port>
 //! --interval 1`, waits until it tracks all N (from its log: nothing is
 //! scraped before the first measurement), lets it run `--cycles` collection
@@ -19,7 +19,7 @@
 //! `target/x86_64-unknown-linux-musl/release/outlyer-agent`
 //! (`scripts/build-static.sh`). `scripts/bench-rss.sh` runs both.
 
-use outlyer_agent::testkit::{FakeDaemon, SyntheticHost, TreeLayout, TreeOptions};
+use outlyer_testkit::{FakeDaemon, SyntheticHost, TreeLayout, TreeOptions};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

@@ -9,7 +9,7 @@
 use outlyer_agent::metrics::Collector;
 use outlyer_agent::registry::ContainerInfo;
 use outlyer_agent::sys::process_cpu_seconds;
-use outlyer_agent::testkit::{SyntheticHost, TreeLayout, TreeOptions};
+use outlyer_testkit::{SyntheticHost, TreeLayout, TreeOptions};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The project's one test command: `scripts/test.sh`, as root (run as
 # another user it re-runs itself through sudo when sudo exists). Sets the machine up, then runs, stopping at the first
-# failure: rustfmt check, clippy (warnings are errors), every test target
-# against the real Docker daemon, a short fuzz run and the static build
-# check when those scripts exist.
+# failure: rustfmt check, clippy (warnings are errors), every test target of
+# the workspace (the agent and testkit/) against the real Docker daemon, a
+# short fuzz run and the static build check when those scripts exist.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -47,10 +47,10 @@ run_step() {
 
 run_step setup scripts/ci-setup.sh
 run_step fmt cargo fmt --all -- --check
-run_step clippy cargo clippy --all-targets -- -D warnings
+run_step clippy cargo clippy --workspace --all-targets -- -D warnings
 # Debug build: the release profile (LTO, one codegen unit) would link every
 # test binary with LTO, which costs far more than the tests gain.
-run_step test env OUTLYER_REQUIRE_DOCKER=1 cargo test --all-targets
+run_step test env OUTLYER_REQUIRE_DOCKER=1 cargo test --workspace --all-targets
 if [[ -f scripts/fuzz.sh ]]; then
     run_step fuzz bash scripts/fuzz.sh 20
 else

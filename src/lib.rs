@@ -30,5 +30,3 @@ pub mod uuid;
 
 #[doc(hidden)]
 pub mod fuzzing;
-#[doc(hidden)]
-pub mod testkit;

@@ -2,7 +2,7 @@
 //! (counting global allocator, synthetic tree of 100 containers).
 
 use outlyer_agent::metrics::Collector;
-use outlyer_agent::testkit::{SyntheticHost, TreeLayout, TreeOptions};
+use outlyer_testkit::{SyntheticHost, TreeLayout, TreeOptions};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};

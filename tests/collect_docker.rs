@@ -475,7 +475,7 @@ fn promtool_check(text: &str) {
 
 #[test]
 fn synthetic_output_passes_promtool() {
-    use outlyer_agent::testkit::{SyntheticHost, TreeLayout, TreeOptions};
+    use outlyer_testkit::{SyntheticHost, TreeLayout, TreeOptions};
     for layout in [TreeLayout::V1Comounted, TreeLayout::V2] {
         let mut host = SyntheticHost::create(TreeOptions::new(layout, 3)).unwrap();
         let mut c = Collector::new(host.rootfs(), "h");

@@ -3,7 +3,7 @@
 //! nesting, cgroup-namespace relative paths, memory accounting off.
 
 use outlyer_agent::metrics::{path_index, Collector};
-use outlyer_agent::testkit::{Driver, SyntheticHost, TreeLayout, TreeOptions};
+use outlyer_testkit::{Driver, SyntheticHost, TreeLayout, TreeOptions};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

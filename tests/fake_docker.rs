@@ -4,6 +4,10 @@
 //! a container that vanishes between list and inspect, replies dripped one
 //! byte at a time, and garbage. Wire details follow docs/compat.md §1.
 //!
+//! The daemon is `outlyer_testkit::FakeDaemon` in its 1.7 and 29 flavors;
+//! this file gives each of its containers a real process and checks the
+//! requests the agent sent.
+//!
 //! Fake containers are real `sleep` processes placed in `/docker/<id>`
 //! cgroups (like the cgroupfs driver does) when the test runs as root, so the
 //! agent can resolve them like real ones.
@@ -11,14 +15,14 @@
 mod common;
 
 use common::*;
-use std::collections::HashSet;
+use outlyer_agent::registry::ContainerInfo;
+use outlyer_testkit::{path_of, DaemonState, FakeDaemon, Flavor, Recorded};
 use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -112,86 +116,27 @@ impl Drop for FakeProcess {
     }
 }
 
-#[derive(Clone)]
-struct FakeContainer {
-    id: String,
-    name: String,
-    image: String,
-    pid: u32,
-    created: u64,
-}
+/// A container of the fake daemon: `id`, `name`, `image`, `pid` (of its
+/// `sleep`) and `started_at` are set.
+type FakeContainer = ContainerInfo;
 
 // ---------------------------------------------------------------------------
-// The fake daemon
+// The fake daemon (outlyer_testkit::FakeDaemon), with a real process per container
 
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Flavor {
-    /// Docker 1.7.1, API 1.19 (min 1.12): no MinAPIVersion, old shapes,
-    /// plain-text errors, events without status line until the first event.
-    Docker17,
-    /// Docker 29.3, API 1.56 (min 1.40): no top-level IPAddress, events only
-    /// Type/Action/Actor, JSON errors.
-    Docker29,
-}
-
-impl Flavor {
-    fn api_range(self) -> ((u32, u32), (u32, u32)) {
-        match self {
-            Flavor::Docker17 => ((1, 12), (1, 19)),
-            Flavor::Docker29 => ((1, 40), (1, 56)),
-        }
+/// The prefix a negotiating client must use.
+fn expected_prefix(flavor: Flavor) -> &'static str {
+    match flavor {
+        Flavor::Docker17 => "/v1.19/",
+        Flavor::Docker29 => "/v1.54/",
+        Flavor::Docker2010 => "/v1.41/",
     }
-
-    /// The prefix a negotiating client must use.
-    fn expected_prefix(self) -> &'static str {
-        match self {
-            Flavor::Docker17 => "/v1.19/",
-            Flavor::Docker29 => "/v1.54/",
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Recorded {
-    line: String,
-    host: Option<String>,
-}
-
-struct Subscriber {
-    stream: UnixStream,
-    headers_sent: bool,
-    chunked: bool,
-}
-
-struct State {
-    flavor: Flavor,
-    /// Write every reply one byte at a time.
-    drip: bool,
-    /// Close every connection right after a reply, without announcing it
-    /// (an idle keep-alive connection dropped by the daemon).
-    close_after_reply: bool,
-    /// Answer every request with garbage and close.
-    garbage: bool,
-    /// Answer the next N `/containers/json` with a plain-text 500.
-    fail_lists: u32,
-    /// Listed, but inspect answers 404 (removed between list and inspect).
-    vanished: HashSet<String>,
-    containers: Vec<FakeContainer>,
-    requests: Vec<Recorded>,
-    connections: u32,
-    garbage_sent: u32,
-    subscribers: Vec<Subscriber>,
 }
 
 struct FakeDocker {
-    _dir: TempDir,
+    daemon: FakeDaemon,
     socket: PathBuf,
-    state: Arc<Mutex<State>>,
-    stop: Arc<AtomicBool>,
     processes: Vec<FakeProcess>,
 }
-
-const DATE: &str = "Date: Tue, 24 Nov 2026 23:00:00 GMT\r\n";
 
 fn now_secs() -> u64 {
     unix_now() as u64
@@ -199,44 +144,11 @@ fn now_secs() -> u64 {
 
 impl FakeDocker {
     fn start(flavor: Flavor) -> FakeDocker {
-        let dir = TempDir::new("fake");
-        let socket = dir.path().join("docker.sock");
-        let listener = UnixListener::bind(&socket).expect("bind fake docker socket");
-        let state = Arc::new(Mutex::new(State {
-            flavor,
-            drip: false,
-            close_after_reply: false,
-            garbage: false,
-            fail_lists: 0,
-            vanished: HashSet::new(),
-            containers: Vec::new(),
-            requests: Vec::new(),
-            connections: 0,
-            garbage_sent: 0,
-            subscribers: Vec::new(),
-        }));
-        let stop = Arc::new(AtomicBool::new(false));
-        {
-            let state = state.clone();
-            let stop = stop.clone();
-            thread::spawn(move || {
-                for conn in listener.incoming() {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let Ok(conn) = conn else { continue };
-                    state.lock().unwrap().connections += 1;
-                    let state = state.clone();
-                    let stop = stop.clone();
-                    thread::spawn(move || serve_connection(conn, state, stop));
-                }
-            });
-        }
+        let daemon = FakeDaemon::start_as(flavor, Vec::new()).expect("start fake docker");
+        let socket = daemon.socket().to_path_buf();
         FakeDocker {
-            _dir: dir,
+            daemon,
             socket,
-            state,
-            stop,
             processes: Vec::new(),
         }
     }
@@ -245,66 +157,46 @@ impl FakeDocker {
         self.socket.to_str().unwrap()
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        f(&mut self.state.lock().unwrap())
+    fn with<R>(&self, f: impl FnOnce(&mut DaemonState) -> R) -> R {
+        self.daemon.with(f)
     }
 
     /// Adds a running container (not announced by an event).
     fn add(&mut self, name: &str, image: &str) -> FakeContainer {
         let id = fake_id();
         let process = FakeProcess::spawn(&id);
-        let c = FakeContainer {
+        let c = ContainerInfo {
             id,
             name: name.to_string(),
             image: image.to_string(),
             pid: process.pid(),
-            created: now_secs(),
+            started_at: now_secs() as f64,
+            ..ContainerInfo::default()
         };
         self.processes.push(process);
-        self.with(|s| s.containers.push(c.clone()));
+        self.daemon.add(c.clone());
         c
     }
 
     /// Adds a running container and announces it (`create`, `start`).
     fn start_container(&mut self, name: &str, image: &str) -> FakeContainer {
         let c = self.add(name, image);
-        self.emit(&c, "create");
-        self.emit(&c, "start");
+        self.daemon.emit(&c, "create");
+        self.daemon.emit(&c, "start");
         c
     }
 
     /// Removes a container and announces `die` and `destroy`.
     fn kill_container(&mut self, c: &FakeContainer) {
-        self.with(|s| s.containers.retain(|x| x.id != c.id));
+        self.daemon.remove(&c.id);
         self.processes.retain(|p| p.pid() != c.pid);
-        self.emit(c, "die");
-        self.emit(c, "destroy");
-    }
-
-    fn emit(&self, c: &FakeContainer, action: &str) {
-        let flavor = self.with(|s| s.flavor);
-        self.emit_raw(&event_line(flavor, c, action));
+        self.daemon.emit(c, "die");
+        self.daemon.emit(c, "destroy");
     }
 
     /// Sends `line` as one event (one chunk) to every subscriber.
     fn emit_raw(&self, line: &str) {
-        let mut s = self.state.lock().unwrap();
-        let (flavor, drip) = (s.flavor, s.drip);
-        s.subscribers.retain_mut(|sub| {
-            let mut out = Vec::new();
-            if !sub.headers_sent {
-                out.extend_from_slice(&events_head(flavor, sub.chunked));
-                sub.headers_sent = true;
-            }
-            if sub.chunked {
-                out.extend_from_slice(format!("{:x}\r\n", line.len()).as_bytes());
-                out.extend_from_slice(line.as_bytes());
-                out.extend_from_slice(b"\r\n");
-            } else {
-                out.extend_from_slice(line.as_bytes());
-            }
-            write_out(&mut sub.stream, &out, drip).is_ok()
-        });
+        self.daemon.emit_raw(line);
     }
 
     fn events_requests(&self) -> usize {
@@ -315,18 +207,18 @@ impl FakeDocker {
     }
 
     fn requests(&self) -> Vec<Recorded> {
-        self.with(|s| s.requests.clone())
+        self.daemon.recorded()
     }
 
     fn subscribers(&self) -> usize {
-        self.with(|s| s.subscribers.len())
+        self.daemon.subscribers()
     }
 
     /// Every request carried a Host header, used the negotiated version
     /// prefix (only `/version` and `/_ping` may be unversioned) and, where
     /// `/events` has filters, used the list form old daemons understand.
     fn assert_requests_well_formed(&self, agent: &Agent) {
-        let prefix = self.with(|s| s.flavor.expected_prefix());
+        let prefix = expected_prefix(self.daemon.flavor());
         let requests = self.requests();
         assert!(!requests.is_empty(), "the agent sent no request");
         assert!(
@@ -357,34 +249,6 @@ impl FakeDocker {
             }
         }
     }
-}
-
-impl Drop for FakeDocker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = UnixStream::connect(&self.socket);
-        let mut s = self.state.lock().unwrap();
-        for sub in s.subscribers.drain(..) {
-            let _ = sub.stream.shutdown(std::net::Shutdown::Both);
-        }
-    }
-}
-
-fn write_out(stream: &mut UnixStream, bytes: &[u8], drip: bool) -> std::io::Result<()> {
-    if drip {
-        for b in bytes {
-            stream.write_all(std::slice::from_ref(b))?;
-            thread::sleep(Duration::from_micros(500));
-        }
-        Ok(())
-    } else {
-        stream.write_all(bytes)
-    }
-}
-
-fn path_of(request_line: &str) -> String {
-    let target = request_line.split(' ').nth(1).unwrap_or("");
-    target.split('?').next().unwrap_or("").to_string()
 }
 
 fn url_decode(s: &str) -> String {
@@ -422,548 +286,6 @@ fn query_param(request_line: &str, key: &str) -> Option<String> {
             .filter(|(k, _)| *k == key)
             .map(|(_, v)| url_decode(v))
     })
-}
-
-/// Splits `/v1.19/containers/json` into (Some((1,19)), "/containers/json").
-fn split_version(path: &str) -> (Option<(u32, u32)>, String) {
-    if let Some(rest) = path.strip_prefix("/v") {
-        if let Some((ver, tail)) = rest.split_once('/') {
-            if let Some((a, b)) = ver.split_once('.') {
-                if let (Ok(a), Ok(b)) = (a.parse(), b.parse()) {
-                    return (Some((a, b)), format!("/{tail}"));
-                }
-            }
-        }
-    }
-    (None, path.to_string())
-}
-
-// ---------------------------------------------------------------------------
-// Reply bodies
-
-fn version_body(flavor: Flavor) -> String {
-    match flavor {
-        Flavor::Docker17 => concat!(
-            r#"{"Version":"1.7.1","ApiVersion":"1.19","GitCommit":"786b29d","GoVersion":"go1.4.2","#,
-            r#""Os":"linux","Arch":"amd64","KernelVersion":"4.1.10-17.31.amzn1.x86_64"}"#,
-            "\n"
-        )
-        .to_string(),
-        Flavor::Docker29 => concat!(
-            r#"{"Platform":{"Name":"Docker Engine - Community"},"Components":[{"Name":"Engine","Version":"29.3.0","#,
-            r#""Details":{"ApiVersion":"1.56","Arch":"amd64","BuildTime":"2026-03-01T10:00:00.000000000+00:00","#,
-            r#""Experimental":"false","GitCommit":"abcdef0","GoVersion":"go1.25.7","KernelVersion":"6.8.0-45-generic","#,
-            r#""MinAPIVersion":"1.40","Os":"linux"}}],"Version":"29.3.0","ApiVersion":"1.56","MinAPIVersion":"1.40","#,
-            r#""GitCommit":"abcdef0","GoVersion":"go1.25.7","Os":"linux","Arch":"amd64","#,
-            r#""KernelVersion":"6.8.0-45-generic","BuildTime":"2026-03-01T10:00:00.000000000+00:00"}"#,
-            "\n"
-        )
-        .to_string(),
-    }
-}
-
-fn info_body(flavor: Flavor, running: usize) -> String {
-    match flavor {
-        Flavor::Docker17 => format!(
-            concat!(
-                r#"{{"ID":"7TRN:IPZB:QYBB:VPBQ:UWYL:IOZE:W2SR:LMS5:BHJZ:GOVT:NQ5Z:GB4L","Containers":{},"Images":1,"#,
-                r#""Driver":"aufs","DriverStatus":[["Root Dir","/var/lib/docker/aufs"],["Dirs","3"]],"#,
-                r#""MemoryLimit":true,"SwapLimit":false,"CpuCfsPeriod":true,"CpuCfsQuota":true,"OomKillDisable":true,"#,
-                r#""IPv4Forwarding":true,"Debug":false,"NFd":14,"NGoroutines":31,"SystemTime":"2015-11-03T09:33:20Z","#,
-                r#""ExecutionDriver":"native-0.2","LoggingDriver":"json-file","NEventsListener":1,"#,
-                r#""KernelVersion":"4.1.10-17.31.amzn1.x86_64","OperatingSystem":"Amazon Linux AMI 2015.09","#,
-                r#""IndexServerAddress":"https://index.docker.io/v1/","RegistryConfig":null,"InitSha1":"","#,
-                r#""InitPath":"/usr/libexec/docker/dockerinit","NCPU":2,"MemTotal":4142276608,"#,
-                r#""DockerRootDir":"/var/lib/docker","HttpProxy":"","HttpsProxy":"","NoProxy":"","Name":"ip-10-0-0-5","#,
-                r#""Labels":null,"ExperimentalBuild":false}}"#,
-                "\n"
-            ),
-            running
-        ),
-        Flavor::Docker29 => format!(
-            concat!(
-                r#"{{"ID":"3f0a1b2c-aaaa-bbbb-cccc-0123456789ab","Containers":{0},"ContainersRunning":{0},"#,
-                r#""ContainersPaused":0,"ContainersStopped":0,"Images":1,"Driver":"overlayfs","DriverStatus":[["driver-type","io.containerd.snapshotter.v1"]],"#,
-                r#""Plugins":{{"Volume":["local"],"Network":["bridge","host"],"Log":["json-file","local"]}},"#,
-                r#""MemoryLimit":true,"SwapLimit":true,"CpuCfsPeriod":true,"CpuCfsQuota":true,"CPUShares":true,"CPUSet":true,"#,
-                r#""PidsLimit":true,"IPv4Forwarding":true,"Debug":false,"NFd":30,"OomKillDisable":false,"NGoroutines":50,"#,
-                r#""SystemTime":"2026-11-24T23:00:00.000000000Z","LoggingDriver":"json-file","CgroupDriver":"cgroupfs","#,
-                r#""CgroupVersion":"1","NEventsListener":1,"KernelVersion":"6.8.0-45-generic","OperatingSystem":"Ubuntu 24.04 LTS","#,
-                r#""OSVersion":"24.04","OSType":"linux","Architecture":"x86_64","IndexServerAddress":"https://index.docker.io/v1/","#,
-                r#""RegistryConfig":null,"NCPU":2,"MemTotal":4142276608,"DockerRootDir":"/var/lib/docker","Name":"host1","#,
-                r#""Labels":[],"ExperimentalBuild":false,"ServerVersion":"29.3.0","SecurityOptions":["name=seccomp,profile=builtin"],"#,
-                r#""Warnings":null}}"#,
-                "\n"
-            ),
-            running
-        ),
-    }
-}
-
-fn rfc3339(secs: u64) -> String {
-    let (y, m, d) = outlyer_agent::time::civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.123456789Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-fn image_hex(c: &FakeContainer) -> String {
-    c.id.chars().rev().collect()
-}
-
-fn list_entry(flavor: Flavor, c: &FakeContainer) -> String {
-    match flavor {
-        Flavor::Docker17 => format!(
-            r#"{{"Id":"{}","Names":["/{}"],"Image":"{}","Command":"sleep 3600","Created":{},"Ports":[],"Labels":null,"Status":"Up 5 seconds"}}"#,
-            c.id, c.name, c.image, c.created
-        ),
-        Flavor::Docker29 => format!(
-            concat!(
-                r#"{{"Id":"{id}","Names":["/{name}"],"Image":"{image}","ImageID":"sha256:{img}","Command":"sleep 3600","#,
-                r#""Created":{created},"Ports":[],"Labels":{{"com.example.team":"fake"}},"State":"running","Status":"Up 5 seconds","#,
-                r#""HostConfig":{{"NetworkMode":"bridge"}},"NetworkSettings":{{"Networks":{{"bridge":{{"IPAMConfig":null,"#,
-                r#""Links":null,"Aliases":null,"DriverOpts":null,"GwPriority":0,"NetworkID":"5b1f","EndpointID":"e1","#,
-                r#""Gateway":"172.17.0.1","IPAddress":"172.17.0.2","MacAddress":"02:42:ac:11:00:02","IPPrefixLen":16,"#,
-                r#""IPv6Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"DNSNames":null}}}}}},"Mounts":[]}}"#
-            ),
-            id = c.id,
-            name = c.name,
-            image = c.image,
-            img = image_hex(c),
-            created = c.created
-        ),
-    }
-}
-
-fn inspect_body(flavor: Flavor, c: &FakeContainer) -> String {
-    let created = rfc3339(c.created);
-    let body = match flavor {
-        Flavor::Docker17 => format!(
-            concat!(
-                r#"{{"Id":"{id}","Created":"{created}","Path":"sleep","Args":["3600"],"#,
-                r#""State":{{"Running":true,"Paused":false,"Restarting":false,"OOMKilled":false,"Dead":false,"#,
-                r#""Pid":{pid},"ExitCode":0,"Error":"","StartedAt":"{created}","FinishedAt":"0001-01-01T00:00:00Z"}},"#,
-                r#""Image":"{img}","NetworkSettings":{{"Bridge":"","EndpointID":"","Gateway":"172.17.42.1","#,
-                r#""GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"HairpinMode":false,"IPAddress":"172.17.0.5","#,
-                r#""IPPrefixLen":16,"IPv6Gateway":"","LinkLocalIPv6Address":"","LinkLocalIPv6PrefixLen":0,"#,
-                r#""MacAddress":"02:42:ac:11:00:05","NetworkID":"","PortMapping":null,"Ports":{{}},"SandboxKey":"","#,
-                r#""SecondaryIPAddresses":null,"SecondaryIPv6Addresses":null}},"#,
-                r#""ResolvConfPath":"/var/lib/docker/containers/{id}/resolv.conf","#,
-                r#""HostnamePath":"/var/lib/docker/containers/{id}/hostname","#,
-                r#""HostsPath":"/var/lib/docker/containers/{id}/hosts","#,
-                r#""LogPath":"/var/lib/docker/containers/{id}/{id}-json.log","Name":"/{name}","RestartCount":0,"#,
-                r#""Driver":"aufs","ExecDriver":"native-0.2","MountLabel":"","ProcessLabel":"","AppArmorProfile":"","#,
-                r#""ExecIDs":null,"Volumes":{{}},"VolumesRW":{{}},"#,
-                r#""HostConfig":{{"Binds":null,"ContainerIDFile":"","LxcConf":[],"Memory":0,"MemorySwap":0,"#,
-                r#""CpuShares":0,"CpuPeriod":0,"CpusetCpus":"","CpusetMems":"","CpuQuota":0,"BlkioWeight":0,"#,
-                r#""OomKillDisable":false,"Privileged":false,"PortBindings":{{}},"Links":null,"PublishAllPorts":false,"#,
-                r#""Dns":null,"DnsSearch":null,"ExtraHosts":null,"VolumesFrom":null,"Devices":[],"NetworkMode":"bridge","#,
-                r#""IpcMode":"","PidMode":"","UTSMode":"","CapAdd":null,"CapDrop":null,"#,
-                r#""RestartPolicy":{{"Name":"no","MaximumRetryCount":0}},"SecurityOpt":null,"ReadonlyRootfs":false,"#,
-                r#""Ulimits":null,"LogConfig":{{"Type":"json-file","Config":{{}}}},"CgroupParent":""}},"#,
-                r#""Config":{{"Hostname":"{short}","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,"#,
-                r#""AttachStderr":false,"PortSpecs":null,"ExposedPorts":null,"Tty":false,"OpenStdin":false,"#,
-                r#""StdinOnce":false,"Env":null,"Cmd":["sleep","3600"],"Image":"{image}","Volumes":null,"#,
-                r#""VolumeDriver":"","WorkingDir":"","Entrypoint":null,"NetworkDisabled":false,"MacAddress":"","#,
-                r#""OnBuild":null,"Labels":null}}}}"#
-            ),
-            id = c.id,
-            created = created,
-            pid = c.pid,
-            img = image_hex(c),
-            name = c.name,
-            short = &c.id[..12],
-            image = c.image
-        ),
-        Flavor::Docker29 => format!(
-            concat!(
-                r#"{{"Id":"{id}","Created":"{created}","Path":"sleep","Args":["3600"],"#,
-                r#""State":{{"Status":"running","Running":true,"Paused":false,"Restarting":false,"OOMKilled":false,"#,
-                r#""Dead":false,"Pid":{pid},"ExitCode":0,"Error":"","StartedAt":"{created}","#,
-                r#""FinishedAt":"0001-01-01T00:00:00Z"}},"Image":"sha256:{img}","#,
-                r#""ResolvConfPath":"/var/lib/docker/containers/{id}/resolv.conf","#,
-                r#""HostnamePath":"/var/lib/docker/containers/{id}/hostname","#,
-                r#""HostsPath":"/var/lib/docker/containers/{id}/hosts","#,
-                r#""LogPath":"/var/lib/docker/containers/{id}/{id}-json.log","Name":"/{name}","RestartCount":0,"#,
-                r#""Driver":"overlayfs","Platform":"linux","MountLabel":"","ProcessLabel":"","AppArmorProfile":"docker-default","#,
-                r#""ExecIDs":null,"HostConfig":{{"Binds":null,"ContainerIDFile":"","LogConfig":{{"Type":"json-file","Config":{{}}}},"#,
-                r#""NetworkMode":"bridge","PortBindings":{{}},"RestartPolicy":{{"Name":"no","MaximumRetryCount":0}},"#,
-                r#""AutoRemove":false,"VolumeDriver":"","VolumesFrom":null,"ConsoleSize":[0,0],"CapAdd":null,"CapDrop":null,"#,
-                r#""CgroupnsMode":"host","Dns":[],"DnsOptions":[],"DnsSearch":[],"ExtraHosts":null,"GroupAdd":null,"#,
-                r#""IpcMode":"private","Cgroup":"","Links":null,"OomScoreAdj":0,"PidMode":"","Privileged":false,"#,
-                r#""PublishAllPorts":false,"ReadonlyRootfs":false,"SecurityOpt":null,"UTSMode":"","UsernsMode":"","#,
-                r#""ShmSize":67108864,"Runtime":"runc","Isolation":"","CpuShares":0,"Memory":0,"NanoCpus":0,"#,
-                r#""CgroupParent":"","BlkioWeight":0,"BlkioWeightDevice":[],"CpuPeriod":0,"CpuQuota":0,"#,
-                r#""CpuRealtimePeriod":0,"CpuRealtimeRuntime":0,"CpusetCpus":"","CpusetMems":"","Devices":[],"#,
-                r#""DeviceCgroupRules":null,"DeviceRequests":null,"MemoryReservation":0,"MemorySwap":0,"#,
-                r#""MemorySwappiness":null,"OomKillDisable":null,"PidsLimit":null,"Ulimits":[],"CpuCount":0,"#,
-                r#""CpuPercent":0,"IOMaximumIOps":0,"IOMaximumBandwidth":0,"MaskedPaths":[],"ReadonlyPaths":[]}},"#,
-                r#""GraphDriver":{{"Data":null,"Name":"overlayfs"}},"Mounts":[],"#,
-                r#""Config":{{"Hostname":"{short}","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,"#,
-                r#""AttachStderr":false,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,"#,
-                r#""Cmd":["sleep","3600"],"Image":"{image}","Volumes":null,"WorkingDir":"","Entrypoint":null,"#,
-                r#""OnBuild":null,"Labels":{{"com.example.team":"fake"}}}},"#,
-                r#""NetworkSettings":{{"SandboxID":"9c1d","SandboxKey":"/var/run/docker/netns/9c1d","Ports":{{}},"#,
-                r#""Networks":{{"bridge":{{"IPAMConfig":null,"Links":null,"Aliases":null,"DriverOpts":null,"GwPriority":0,"#,
-                r#""NetworkID":"5b1f","EndpointID":"e1","Gateway":"172.17.0.1","IPAddress":"172.17.0.2","#,
-                r#""MacAddress":"02:42:ac:11:00:02","IPPrefixLen":16,"IPv6Gateway":"","GlobalIPv6Address":"","#,
-                r#""GlobalIPv6PrefixLen":0,"DNSNames":null}}}}}},"ImageManifestDescriptor":null}}"#
-            ),
-            id = c.id,
-            created = created,
-            pid = c.pid,
-            img = image_hex(c),
-            name = c.name,
-            short = &c.id[..12],
-            image = c.image
-        ),
-    };
-    body + "\n"
-}
-
-fn event_line(flavor: Flavor, c: &FakeContainer, action: &str) -> String {
-    let t = now_secs();
-    match flavor {
-        Flavor::Docker17 => {
-            format!(
-                r#"{{"status":"{action}","id":"{}","from":"{}","time":{t}}}"#,
-                c.id, c.image
-            ) + "\n"
-        }
-        Flavor::Docker29 => {
-            let extra = if action == "die" {
-                r#","exitCode":"137""#
-            } else {
-                ""
-            };
-            format!(
-                concat!(
-                    r#"{{"Type":"container","Action":"{action}","Actor":{{"ID":"{id}","Attributes":{{"#,
-                    r#""com.example.team":"fake"{extra},"image":"{image}","name":"{name}"}}}},"#,
-                    r#""scope":"local","time":{t},"timeNano":{t}000000123}}"#
-                ),
-                action = action,
-                id = c.id,
-                extra = extra,
-                image = c.image,
-                name = c.name,
-                t = t
-            ) + "\n"
-        }
-    }
-}
-
-fn common_headers(flavor: Flavor) -> String {
-    match flavor {
-        Flavor::Docker17 => DATE.to_string(),
-        Flavor::Docker29 => format!(
-            "Api-Version: 1.56\r\nDocker-Experimental: false\r\nOstype: linux\r\nServer: Docker/29.3.0 (linux)\r\n{DATE}"
-        ),
-    }
-}
-
-fn events_head(flavor: Flavor, chunked: bool) -> Vec<u8> {
-    let framing = if chunked {
-        "Transfer-Encoding: chunked\r\n"
-    } else {
-        "Connection: close\r\n"
-    };
-    format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{}{framing}\r\n",
-        common_headers(flavor)
-    )
-    .into_bytes()
-}
-
-/// A reply framed like Go's net/http: Content-Length when the body fits the
-/// 2048-byte buffer, chunked otherwise (HTTP/1.0: no chunking, close).
-fn reply(flavor: Flavor, status: &str, content_type: &str, body: &str, http10: bool) -> Vec<u8> {
-    let mut head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n{}",
-        common_headers(flavor)
-    );
-    if content_type.starts_with("text/plain") && flavor == Flavor::Docker29 {
-        head.push_str("X-Content-Type-Options: nosniff\r\n");
-    }
-    let mut out;
-    if body.len() <= 2048 || http10 {
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-        out = head.into_bytes();
-        out.extend_from_slice(body.as_bytes());
-    } else {
-        head.push_str("Transfer-Encoding: chunked\r\n\r\n");
-        out = head.into_bytes();
-        for piece in body.as_bytes().chunks(2048) {
-            out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-            out.extend_from_slice(piece);
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b"0\r\n\r\n");
-    }
-    out
-}
-
-fn error_reply(flavor: Flavor, status: &str, message: &str, http10: bool) -> Vec<u8> {
-    match flavor {
-        // Docker 1.7 (and any request below v1.24): plain text plus newline.
-        Flavor::Docker17 => reply(
-            flavor,
-            status,
-            "text/plain; charset=utf-8",
-            &format!("{message}\n"),
-            http10,
-        ),
-        Flavor::Docker29 => reply(
-            flavor,
-            status,
-            "application/json",
-            &format!("{{\"message\":\"{message}\"}}\n"),
-            http10,
-        ),
-    }
-}
-
-/// The head of a full reply (for HEAD requests).
-fn head_part(mut reply: Vec<u8>) -> Vec<u8> {
-    if let Some(p) = reply.windows(4).position(|w| w == b"\r\n\r\n") {
-        reply.truncate(p + 4);
-    }
-    reply
-}
-
-const GARBAGE: [&[u8]; 3] = [
-    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 this is not HTTP\r\n\r\n",
-    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 14\r\n\r\n{\"Id\": [1,2,}",
-    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz-not-hex\r\n{]\r\n",
-];
-
-enum Next {
-    Keep,
-    Close,
-    /// The connection became an events subscriber; keep it open, send nothing.
-    Subscribed,
-}
-
-fn serve_connection(mut conn: UnixStream, state: Arc<Mutex<State>>, stop: Arc<AtomicBool>) {
-    let _ = conn.set_read_timeout(Some(Duration::from_millis(100)));
-    let mut buf: Vec<u8> = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let mut subscribed = false;
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            return;
-        }
-        let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n");
-        let Some(head_end) = head_end else {
-            match conn.read(&mut chunk) {
-                Ok(0) => return,
-                Ok(n) => {
-                    if subscribed {
-                        continue; // clients send nothing more on an events stream
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => return,
-            }
-            continue;
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-        buf.drain(..head_end + 4);
-        let mut lines = head.split("\r\n");
-        let line = lines.next().unwrap_or("").to_string();
-        let mut host = None;
-        let mut content_length = 0usize;
-        for h in lines {
-            if let Some((k, v)) = h.split_once(':') {
-                if k.trim().eq_ignore_ascii_case("host") {
-                    host = Some(v.trim().to_string());
-                }
-                if k.trim().eq_ignore_ascii_case("content-length") {
-                    content_length = v.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        // Discard a request body, if any.
-        while buf.len() < content_length {
-            match conn.read(&mut chunk) {
-                Ok(0) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => return,
-            }
-        }
-        buf.drain(..content_length);
-        state.lock().unwrap().requests.push(Recorded {
-            line: line.clone(),
-            host,
-        });
-        match handle(&line, &state, &mut conn) {
-            Next::Keep => {}
-            Next::Close => return,
-            Next::Subscribed => subscribed = true,
-        }
-    }
-}
-
-fn handle(line: &str, state: &Arc<Mutex<State>>, conn: &mut UnixStream) -> Next {
-    let http10 = line.ends_with("HTTP/1.0");
-    let mut s = state.lock().unwrap();
-    let flavor = s.flavor;
-    let drip = s.drip;
-    let close_after_reply = s.close_after_reply;
-    if s.garbage {
-        let g = GARBAGE[(s.garbage_sent % 3) as usize];
-        s.garbage_sent += 1;
-        drop(s);
-        let _ = write_out(conn, g, drip);
-        return Next::Close;
-    }
-    let (version, path) = split_version(&path_of(line));
-    let ((min_a, min_b), (max_a, max_b)) = flavor.api_range();
-    let out = if let Some(v) = version.filter(|v| *v > (max_a, max_b) || *v < (min_a, min_b)) {
-        let message = match flavor {
-            Flavor::Docker17 if v > (max_a, max_b) => format!(
-                "client is newer than server (client API version: {}.{}, server API version: 1.19)",
-                v.0, v.1
-            ),
-            Flavor::Docker17 => "client is too old, minimum supported API version is 1.12, please upgrade your client to a newer version".to_string(),
-            Flavor::Docker29 if v > (max_a, max_b) => format!(
-                "client version {}.{} is too new. Maximum supported API version is 1.56",
-                v.0, v.1
-            ),
-            Flavor::Docker29 => format!(
-                "client version {}.{} is too old. Minimum supported API version is 1.40, please upgrade your client to a newer version",
-                v.0, v.1
-            ),
-        };
-        error_reply(flavor, "400 Bad Request", &message, http10)
-    } else if path == "/_ping" {
-        reply(flavor, "200 OK", "text/plain; charset=utf-8", "OK", http10)
-    } else if path == "/version" {
-        reply(
-            flavor,
-            "200 OK",
-            "application/json",
-            &version_body(flavor),
-            http10,
-        )
-    } else if path == "/info" {
-        reply(
-            flavor,
-            "200 OK",
-            "application/json",
-            &info_body(flavor, s.containers.len()),
-            http10,
-        )
-    } else if path == "/containers/json" {
-        if s.fail_lists > 0 {
-            s.fail_lists -= 1;
-            let message = "Cannot list containers: devmapper: Unknown device 0e34";
-            match flavor {
-                Flavor::Docker17 => {
-                    error_reply(flavor, "500 Internal Server Error", message, http10)
-                }
-                Flavor::Docker29 => {
-                    error_reply(flavor, "500 Internal Server Error", message, http10)
-                }
-            }
-        } else {
-            let entries: Vec<String> = s.containers.iter().map(|c| list_entry(flavor, c)).collect();
-            reply(
-                flavor,
-                "200 OK",
-                "application/json",
-                &format!("[{}]\n", entries.join(",")),
-                http10,
-            )
-        }
-    } else if let Some(id) = path
-        .strip_prefix("/containers/")
-        .and_then(|p| p.strip_suffix("/json"))
-    {
-        let found = s
-            .containers
-            .iter()
-            .find(|c| (c.id.starts_with(id) && !id.is_empty()) || c.name == id)
-            .filter(|c| !s.vanished.contains(&c.id));
-        match found {
-            Some(c) => reply(
-                flavor,
-                "200 OK",
-                "application/json",
-                &inspect_body(flavor, c),
-                http10,
-            ),
-            None => match flavor {
-                Flavor::Docker17 => error_reply(
-                    flavor,
-                    "404 Not Found",
-                    &format!("no such id: {id}"),
-                    http10,
-                ),
-                Flavor::Docker29 => error_reply(
-                    flavor,
-                    "404 Not Found",
-                    &format!("No such container: {id}"),
-                    http10,
-                ),
-            },
-        }
-    } else if path == "/events" {
-        let stream = match conn.try_clone() {
-            Ok(c) => c,
-            Err(_) => return Next::Close,
-        };
-        let mut sub = Subscriber {
-            stream,
-            headers_sent: false,
-            chunked: !http10,
-        };
-        // Docker 1.7/1.8 send nothing until the first event; 1.9+ flush the
-        // status line and headers at once.
-        if flavor == Flavor::Docker29 {
-            if write_out(&mut sub.stream, &events_head(flavor, sub.chunked), drip).is_err() {
-                return Next::Close;
-            }
-            sub.headers_sent = true;
-        }
-        s.subscribers.push(sub);
-        return Next::Subscribed;
-    } else {
-        match flavor {
-            Flavor::Docker17 => reply(
-                flavor,
-                "404 Not Found",
-                "text/plain; charset=utf-8",
-                "404 page not found\n",
-                http10,
-            ),
-            Flavor::Docker29 => error_reply(flavor, "404 Not Found", "page not found", http10),
-        }
-    };
-    drop(s);
-    let out = if line.starts_with("HEAD ") {
-        head_part(out)
-    } else {
-        out
-    };
-    if write_out(conn, &out, drip).is_err() || http10 || close_after_reply {
-        return Next::Close;
-    }
-    Next::Keep
 }
 
 // ---------------------------------------------------------------------------

@@ -27,11 +27,11 @@ fn settings(extra: &[(&str, &str)]) -> UploadSettings {
 }
 
 fn host() -> HostIdentity {
-    outlyer_agent::testkit::sample_host()
+    outlyer_testkit::sample_host()
 }
 
 fn container(n: u8) -> ContainerInfo {
-    outlyer_agent::testkit::sample_container(n)
+    outlyer_testkit::sample_container(n)
 }
 
 /// What the fake backend saw: request line and body of every request.

@@ -428,11 +428,11 @@ fn settings(
 }
 
 fn host() -> HostIdentity {
-    outlyer_agent::testkit::sample_host()
+    outlyer_testkit::sample_host()
 }
 
 fn container(n: u8) -> ContainerInfo {
-    outlyer_agent::testkit::sample_container(n)
+    outlyer_testkit::sample_container(n)
 }
 
 struct Agent {

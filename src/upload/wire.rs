@@ -364,7 +364,13 @@ mod tests {
     use super::*;
 
     fn host() -> HostIdentity {
-        crate::testkit::sample_host()
+        HostIdentity {
+            finger: "11111111-2222-3333-4444-555555555555".into(),
+            name: "node1".into(),
+            mac: "mac-1".into(),
+            tags: vec!["docker".into()],
+            hostname: "docker-host".into(),
+        }
     }
 
     fn container() -> ContainerInfo {
