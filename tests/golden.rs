@@ -270,4 +270,7 @@ fn upload_core_requests() {
         }
     }
     check("upload-core-requests.http", &out);
+    let mut families = String::new();
+    core.write_prometheus(&mut families);
+    check("upload-core-families.prom", &families);
 }
