@@ -8,10 +8,9 @@
 
 use outlyer_agent::metrics::Collector;
 use outlyer_agent::registry::ContainerInfo;
-use outlyer_agent::upload::wire::{
-    container_ping_body, container_tags, host_ping_body, tags_body, write_graphite_line,
-    write_series_body, SeriesSample,
-};
+use outlyer_agent::upload::graphite::write_graphite_line;
+use outlyer_agent::upload::series::{write_series_body, SeriesSample};
+use outlyer_agent::upload::wire::{container_ping_body, container_tags, host_ping_body, tags_body};
 use outlyer_testkit::{sample_host, Driver, SyntheticHost, TreeLayout, TreeOptions};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

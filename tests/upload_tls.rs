@@ -1127,7 +1127,7 @@ fn figures() {
     );
     let mut lines = Vec::new();
     for p in &paths {
-        outlyer_agent::upload::wire::write_graphite_line(
+        outlyer_agent::upload::graphite::write_graphite_line(
             &mut lines,
             &fingers[0],
             p,
