@@ -2,9 +2,17 @@
 //!
 //! Every connection is non-blocking and bounded: a request head must arrive
 //! within [`HEAD_TIMEOUT`] and fit in 8 KiB, a response must drain within
-//! [`WRITE_TIMEOUT`], at most [`MAX_CONNECTIONS`] are open (the oldest idle
-//! one makes room for a newcomer). A slow or hostile client only ever costs
-//! its own slot.
+//! [`WRITE_TIMEOUT`], at most [`MAX_CONNECTIONS`] are open. A newcomer is
+//! never refused: when every slot is taken it displaces, in this order, the
+//! connection that has waited longest for a request it has not finished
+//! sending (a dribbled head or body, or an idle keep-alive), else the one
+//! that has waited longest for its peer to read a response, else the oldest.
+//! A response is produced only as fast as the socket takes it (one piece of
+//! a streamed body in memory at a time), and a pipelined request is not even
+//! parsed until the response before it is entirely written, and then only on
+//! a later turn of the event loop, so a peer that sends requests but never
+//! reads stops being served once its socket buffer is full and is closed at
+//! the write deadline. A slow or hostile client only ever costs its own slot.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -19,6 +27,18 @@ use crate::http::server::{self as wire, MAX_REQUEST_HEAD};
 pub const MAX_CONNECTIONS: usize = 64;
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The two deadlines; the unit tests shorten them.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    head: Duration,
+    write: Duration,
+}
+
+const LIMITS: Limits = Limits {
+    head: HEAD_TIMEOUT,
+    write: WRITE_TIMEOUT,
+};
 
 /// What a route answers.
 pub struct Response {
@@ -100,22 +120,62 @@ struct Conn {
     body: Body,
     body_pos: usize,
     deadline: Instant,
-    /// When this connection last finished a response or was accepted.
-    idle_since: Instant,
+    /// When the current wait began: for a request, at the accept or the end
+    /// of the previous response; for a response, when it was begun.
+    since: Instant,
+    /// A complete request head sits in `inbuf`, to be answered at the next
+    /// readiness event (read ahead at the accept, or pipelined).
+    head_ready: bool,
     /// A parsed request waiting for its body to be skipped.
     pending: Option<(String, String, bool)>,
 }
 
+/// Which connections make room for a newcomer first (lowest first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Evict {
+    /// Waiting for the client to finish sending a request (or to start one).
+    Unfinished,
+    /// Waiting for the peer to read a response.
+    Unread,
+    /// A complete request is buffered and about to be answered.
+    Due,
+}
+
 impl Conn {
-    fn is_idle(&self) -> bool {
-        matches!(self.state, State::ExpectHead) && self.inbuf.is_empty()
+    fn evict_rank(&self) -> Evict {
+        match self.state {
+            State::ExpectHead if self.head_ready => Evict::Due,
+            State::ExpectHead | State::ExpectBody { .. } => Evict::Unfinished,
+            State::Writing { .. } => Evict::Unread,
+        }
     }
+}
+
+/// Which connection makes room for a newcomer: the first by rank, then the
+/// longest waiting.
+fn choose_victim<'a>(conns: impl Iterator<Item = (usize, Evict, Instant)> + 'a) -> Option<usize> {
+    conns
+        .min_by_key(|&(_, rank, since)| (rank, since))
+        .map(|(i, _, _)| i)
+}
+
+/// What [`drive`] leaves a connection waiting for.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// The socket would block: the next readiness event.
+    Wait,
+    /// A pipelined request is buffered but a response was just finished:
+    /// a later turn of the loop (the registration is renewed so that one
+    /// comes).
+    Turn,
+    Close,
 }
 
 pub struct Server {
     listener: TcpListener,
     conns: Vec<Option<Conn>>,
     token_base: usize,
+    limits: Limits,
     pub local_addr: SocketAddr,
 }
 
@@ -140,6 +200,7 @@ impl Server {
             listener,
             conns,
             token_base,
+            limits: LIMITS,
             local_addr,
         })
     }
@@ -152,7 +213,8 @@ impl Server {
         self.conns.iter().filter(|c| c.is_some()).count()
     }
 
-    /// Accepts every pending connection.
+    /// Accepts every pending connection. None is refused: when the slots
+    /// are full, one connection makes room (see [`choose_victim`]).
     pub fn accept(&mut self, registry: &Registry, now: Instant) {
         loop {
             let (mut stream, _peer) = match self.listener.accept() {
@@ -168,20 +230,14 @@ impl Server {
             let slot = match self.conns.iter().position(Option::is_none) {
                 Some(i) => i,
                 None => {
-                    match self.oldest_idle() {
-                        Some(i) => {
-                            crate::debug!("http: connection limit reached, dropping the oldest idle connection");
-                            self.close(registry, i);
-                            i
-                        }
-                        None => {
-                            crate::debug!(
-                                "http: connection limit reached and none idle, refusing a client"
-                            );
-                            drop(stream);
-                            continue;
-                        }
-                    }
+                    let Some(i) = self.victim() else {
+                        // Only with no slots at all.
+                        drop(stream);
+                        continue;
+                    };
+                    crate::debug!("http: connection limit reached, closing the connection in slot {i} for a newcomer");
+                    self.close(registry, i);
+                    i
                 }
             };
             let _ = stream.set_nodelay(true);
@@ -192,7 +248,7 @@ impl Server {
                 crate::warn!("http: cannot register a connection: {e}");
                 continue;
             }
-            self.conns[slot] = Some(Conn {
+            let mut conn = Conn {
                 stream,
                 state: State::ExpectHead,
                 inbuf: Vec::new(),
@@ -200,24 +256,34 @@ impl Server {
                 head_pos: 0,
                 body: Body::Empty,
                 body_pos: 0,
-                deadline: now + HEAD_TIMEOUT,
-                idle_since: now,
+                deadline: now + self.limits.head,
+                since: now,
+                head_ready: false,
                 pending: None,
-            });
+            };
+            // Read ahead: a client whose request is already here has
+            // finished its head and is not the one to make room for the
+            // next newcomer. It is answered at its readiness event (the
+            // registration reports the socket writable).
+            match fill(&mut conn) {
+                Ok(_) => {
+                    conn.head_ready = matches!(wire::parse_request_head(&conn.inbuf), Ok(Some(_)));
+                    self.conns[slot] = Some(conn);
+                }
+                Err(_) => {
+                    let _ = registry.deregister(&mut conn.stream);
+                }
+            }
         }
     }
 
-    fn oldest_idle(&self) -> Option<usize> {
-        self.conns
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                c.as_ref()
-                    .filter(|c| c.is_idle())
-                    .map(|c| (i, c.idle_since))
-            })
-            .min_by_key(|&(_, t)| t)
-            .map(|(i, _)| i)
+    fn victim(&self) -> Option<usize> {
+        choose_victim(
+            self.conns
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| c.as_ref().map(|c| (i, c.evict_rank(), c.since))),
+        )
     }
 
     fn close(&mut self, registry: &Registry, slot: usize) {
@@ -261,26 +327,47 @@ impl Server {
         route: &mut H,
     ) {
         let slot = token.0 - self.token_base;
-        let keep = match self.conns.get_mut(slot).and_then(Option::as_mut) {
-            Some(conn) => drive(conn, now, route),
+        let limits = self.limits;
+        let next = match self.conns.get_mut(slot).and_then(Option::as_mut) {
+            Some(conn) => drive(conn, now, limits, route),
             None => return,
         };
-        if !keep {
-            self.close(registry, slot);
+        match next {
+            Next::Wait => {}
+            Next::Turn => {
+                // Renewing the registration reports the (writable) socket
+                // again at the next poll, after the other ready connections.
+                let renewed = self.conns[slot].as_mut().is_some_and(|c| {
+                    registry
+                        .reregister(
+                            &mut c.stream,
+                            token,
+                            Interest::READABLE | Interest::WRITABLE,
+                        )
+                        .is_ok()
+                });
+                if !renewed {
+                    self.close(registry, slot);
+                }
+            }
+            Next::Close => self.close(registry, slot),
         }
     }
 }
 
-/// Reads, parses, answers and writes until the socket would block.
-/// Returns false when the connection should be closed.
-fn drive<H: Handler>(conn: &mut Conn, now: Instant, route: &mut H) -> bool {
+/// Reads, parses, answers and writes until the socket would block, or
+/// until a response is finished with another request already buffered:
+/// that one waits for a later turn of the loop, so a pipelining peer gets
+/// one response per turn like everyone else, and none while one is pending.
+fn drive<H: Handler>(conn: &mut Conn, now: Instant, limits: Limits, route: &mut H) -> Next {
+    conn.head_ready = false;
     loop {
         match conn.state {
             State::Writing { keep_alive } => match flush(conn, route) {
                 Ok(true) => {
                     if !keep_alive {
                         let _ = conn.stream.shutdown(std::net::Shutdown::Write);
-                        return false;
+                        return Next::Close;
                     }
                     conn.state = State::ExpectHead;
                     conn.head.clear();
@@ -291,13 +378,17 @@ fn drive<H: Handler>(conn: &mut Conn, now: Instant, route: &mut H) -> bool {
                     conn.head_pos = 0;
                     conn.body = Body::Empty;
                     conn.body_pos = 0;
-                    conn.idle_since = now;
-                    conn.deadline = now + HEAD_TIMEOUT;
-                    // Pipelined bytes may already hold the next request.
-                    continue;
+                    conn.since = now;
+                    conn.deadline = now + limits.head;
+                    if !conn.inbuf.is_empty() {
+                        // Pipelined bytes: parsed on the next turn.
+                        conn.head_ready =
+                            matches!(wire::parse_request_head(&conn.inbuf), Ok(Some(_)));
+                        return Next::Turn;
+                    }
                 }
-                Ok(false) => return true,
-                Err(_) => return false,
+                Ok(false) => return Next::Wait,
+                Err(_) => return Next::Close,
             },
             State::ExpectBody { remaining } => {
                 let take = remaining.min(conn.inbuf.len());
@@ -308,14 +399,15 @@ fn drive<H: Handler>(conn: &mut Conn, now: Instant, route: &mut H) -> bool {
                     };
                     match fill(conn) {
                         Ok(true) => continue,
-                        Ok(false) => return true,
-                        Err(_) => return false,
+                        Ok(false) => return Next::Wait,
+                        Err(_) => return Next::Close,
                     }
                 }
                 let (method, path, keep_alive) = conn.pending.take().unwrap_or_default();
                 answer(
                     conn,
                     now,
+                    limits,
                     &Request {
                         method: &method,
                         path: &path,
@@ -332,7 +424,7 @@ fn drive<H: Handler>(conn: &mut Conn, now: Instant, route: &mut H) -> bool {
                     let body_len = head.content_length;
                     conn.inbuf.drain(..used);
                     if body_len > 64 * 1024 {
-                        reject(conn, now, 413);
+                        reject(conn, now, limits, 413);
                         continue;
                     }
                     // Answered once its body (usually none) is skipped.
@@ -343,24 +435,24 @@ fn drive<H: Handler>(conn: &mut Conn, now: Instant, route: &mut H) -> bool {
                 }
                 Ok(None) => {
                     if conn.inbuf.len() > MAX_REQUEST_HEAD {
-                        reject(conn, now, 431);
+                        reject(conn, now, limits, 431);
                         continue;
                     }
                     match fill(conn) {
                         Ok(true) => continue,
-                        Ok(false) => return true,
-                        Err(_) => return false,
+                        Ok(false) => return Next::Wait,
+                        Err(_) => return Next::Close,
                     }
                 }
                 Err(e) => {
-                    reject(conn, now, e.status());
+                    reject(conn, now, limits, e.status());
                 }
             },
         }
     }
 }
 
-fn reject(conn: &mut Conn, now: Instant, status: u16) {
+fn reject(conn: &mut Conn, now: Instant, limits: Limits, status: u16) {
     conn.inbuf.clear();
     conn.head.clear();
     let reason = wire::reason(status);
@@ -377,13 +469,15 @@ fn reject(conn: &mut Conn, now: Instant, status: u16) {
     conn.head_pos = 0;
     conn.body = Body::Empty;
     conn.body_pos = 0;
-    conn.deadline = now + WRITE_TIMEOUT;
+    conn.since = now;
+    conn.deadline = now + limits.write;
     conn.state = State::Writing { keep_alive: false };
 }
 
 fn answer<H: Handler>(
     conn: &mut Conn,
     now: Instant,
+    limits: Limits,
     req: &Request<'_>,
     keep_alive: bool,
     route: &mut H,
@@ -409,7 +503,8 @@ fn answer<H: Handler>(
         resp.body
     };
     conn.body_pos = 0;
-    conn.deadline = now + WRITE_TIMEOUT;
+    conn.since = now;
+    conn.deadline = now + limits.write;
     conn.state = State::Writing { keep_alive };
 }
 
@@ -608,5 +703,329 @@ mod tests {
         assert_eq!(body, (5..10).flat_map(piece).collect::<Vec<u8>>());
         assert!(tail.is_empty(), "bytes after the last chunk");
         assert_eq!(handler.produced, 10);
+    }
+
+    #[test]
+    fn the_newcomer_displaces_unfinished_requests_first_then_unread_responses() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let pick = |c: &[(usize, Evict, Instant)]| choose_victim(c.iter().copied());
+        let all = [
+            (0, Evict::Due, at(0)),
+            (1, Evict::Unread, at(1)),
+            (2, Evict::Unfinished, at(5)),
+            (3, Evict::Unfinished, at(3)),
+            (4, Evict::Unread, at(0)),
+        ];
+        // The longest-waiting unfinished request, however young the rest.
+        assert_eq!(pick(&all), Some(3));
+        // Then the response waiting longest for its reader.
+        assert_eq!(pick(&all[..2]), Some(1));
+        assert_eq!(pick(&[all[0], all[1], all[4]]), Some(4));
+        // A buffered, complete request only when nothing else is left.
+        assert_eq!(pick(&all[..1]), Some(0));
+        assert_eq!(pick(&[]), None);
+    }
+
+    /// Answers `/big` with [`BIG`] bytes (one shared buffer), anything else
+    /// with a short text, and notes every path it routed.
+    struct Paths {
+        big: Rc<Vec<u8>>,
+        routed: Vec<String>,
+    }
+
+    const BIG: usize = 256 * 1024;
+
+    impl Paths {
+        fn new() -> Paths {
+            Paths {
+                big: Rc::new(vec![b'x'; BIG]),
+                routed: Vec::new(),
+            }
+        }
+    }
+
+    impl Handler for Paths {
+        fn route(&mut self, req: &Request<'_>) -> Response {
+            self.routed.push(req.path.to_string());
+            let body = if req.path == "/big" {
+                Body::Shared(self.big.clone())
+            } else {
+                Body::Static(b"ok\n")
+            };
+            Response {
+                status: 200,
+                content_type: Some("text/plain"),
+                body,
+                headers: &[],
+            }
+        }
+
+        fn produce(&mut self, stream: &mut StreamState, _out: &mut Vec<u8>) {
+            stream.done = true;
+        }
+    }
+
+    /// A server on loopback and its event loop, turned by the test.
+    struct Loop {
+        poll: Poll,
+        server: Server,
+        events: Events,
+    }
+
+    impl Loop {
+        fn new(limits: Limits) -> Loop {
+            let poll = Poll::new().unwrap();
+            let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+            let mut server = Server::bind(addr, poll.registry(), Token(1), 16).unwrap();
+            server.limits = limits;
+            Loop {
+                poll,
+                server,
+                events: Events::with_capacity(256),
+            }
+        }
+
+        fn addr(&self) -> SocketAddr {
+            self.server.local_addr
+        }
+
+        /// One poll (up to 10 ms), its events, then the deadlines.
+        fn turn<H: Handler>(&mut self, handler: &mut H) {
+            self.poll
+                .poll(&mut self.events, Some(Duration::from_millis(10)))
+                .unwrap();
+            for ev in &self.events {
+                if ev.token() == Token(1) {
+                    self.server.accept(self.poll.registry(), Instant::now());
+                } else {
+                    self.server
+                        .ready(self.poll.registry(), ev.token(), Instant::now(), handler);
+                }
+            }
+            self.server.expire(self.poll.registry(), Instant::now());
+        }
+
+        /// Turns until `done` or `limit` passes; false on the latter.
+        fn turn_until<H: Handler>(
+            &mut self,
+            handler: &mut H,
+            limit: Duration,
+            mut done: impl FnMut(&Server, &H) -> bool,
+        ) -> bool {
+            let end = Instant::now() + limit;
+            while !done(&self.server, handler) {
+                if Instant::now() >= end {
+                    return false;
+                }
+                self.turn(handler);
+            }
+            true
+        }
+    }
+
+    fn connect(at: SocketAddr, send: &[u8]) -> std::net::TcpStream {
+        let mut s = std::net::TcpStream::connect(at).unwrap();
+        s.write_all(send).unwrap();
+        s.set_nonblocking(true).unwrap();
+        s
+    }
+
+    /// Some(bytes so far) once the server closed or reset the connection,
+    /// None while it is open.
+    fn drained_to_close(s: &mut std::net::TcpStream, got: &mut Vec<u8>) -> Option<usize> {
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return Some(got.len()),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Some(got.len()),
+            }
+        }
+    }
+
+    const SLOW: Limits = Limits {
+        head: Duration::from_secs(30),
+        write: Duration::from_secs(30),
+    };
+
+    #[test]
+    fn full_slots_of_dribbled_heads_make_room_oldest_first() {
+        let mut lp = Loop::new(SLOW);
+        let mut h = Paths::new();
+        let at = lp.addr();
+        let mut dribblers = Vec::new();
+        for i in 0..MAX_CONNECTIONS {
+            dribblers.push(connect(at, b"GET / HTTP/1.1\r\nX-Dri"));
+            assert!(lp.turn_until(&mut h, Duration::from_secs(5), |s, _| {
+                s.open_connections() == i + 1
+            }));
+        }
+        // An idle keep-alive that finished a request after all of them is
+        // younger than every dribbler.
+        let mut keep = connect(at, b"GET /keep HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert!(lp.turn_until(&mut h, Duration::from_secs(5), |_, h| h.routed.len() == 1));
+        let mut fresh = Vec::new();
+        for _ in 0..3 {
+            fresh.push(connect(
+                at,
+                b"GET /fresh HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            ));
+        }
+        let mut got: Vec<Vec<u8>> = vec![Vec::new(); 3];
+        let answered = lp.turn_until(&mut h, Duration::from_secs(5), |_, _| {
+            fresh
+                .iter_mut()
+                .zip(got.iter_mut())
+                .all(|(s, g)| drained_to_close(s, g).is_some())
+        });
+        assert!(answered, "newcomers refused or unanswered: {:?}", h.routed);
+        for g in &got {
+            assert!(
+                g.starts_with(b"HTTP/1.1 200 OK\r\n"),
+                "{:?}",
+                String::from_utf8_lossy(g)
+            );
+        }
+        // Four newcomers (the keep-alive and three fresh) displaced the four
+        // oldest dribblers; the others and the keep-alive are still open.
+        let mut sink = Vec::new();
+        for (i, d) in dribblers.iter_mut().enumerate() {
+            let closed = drained_to_close(d, &mut sink).is_some();
+            assert_eq!(closed, i < 4, "dribbler {i}");
+        }
+        assert!(
+            drained_to_close(&mut keep, &mut sink).is_none(),
+            "keep-alive closed"
+        );
+    }
+
+    #[test]
+    fn pipelined_requests_take_turns_and_wait_for_the_response_before() {
+        let mut lp = Loop::new(SLOW);
+        let mut h = Paths::new();
+        let at = lp.addr();
+        let many = |tag: &str| -> Vec<u8> {
+            (1..=5)
+                .flat_map(|i| format!("GET /{tag}{i} HTTP/1.1\r\nHost: t\r\n\r\n").into_bytes())
+                .collect()
+        };
+        let mut a = connect(at, &many("a"));
+        let mut b = connect(at, &many("b"));
+        assert!(lp.turn_until(&mut h, Duration::from_secs(5), |_, h| h.routed.len() == 10));
+        // One answer per connection per turn of the loop, however many
+        // requests each sent at once.
+        let mut lead = 0i32;
+        for p in &h.routed {
+            lead += if p.starts_with("/a") { 1 } else { -1 };
+            assert!(
+                lead.abs() <= 1,
+                "one client served twice in a row: {:?}",
+                h.routed
+            );
+        }
+        let mut sink = Vec::new();
+        assert!(drained_to_close(&mut a, &mut sink).is_none());
+        assert!(drained_to_close(&mut b, &mut sink).is_none());
+
+        // A peer that sends 50 requests and reads nothing is answered until
+        // its socket is full, and then no further request is parsed.
+        let flood: Vec<u8> = b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n".repeat(50);
+        let mut mute = connect(at, &flood);
+        let before = h.routed.len();
+        lp.turn_until(&mut h, Duration::from_millis(500), |_, _| false);
+        let answered = h.routed.len() - before;
+        assert!(
+            (1..50).contains(&answered),
+            "{answered} of 50 pipelined requests routed to a peer that reads nothing"
+        );
+        lp.turn_until(&mut h, Duration::from_millis(500), |_, _| false);
+        assert_eq!(h.routed.len() - before, answered, "parsed while blocked");
+        assert!(drained_to_close(&mut mute, &mut sink).is_none());
+    }
+
+    #[test]
+    fn peers_that_never_read_are_displaced_and_closed_at_the_write_deadline() {
+        // Longer than the clients below take, so no deadline frees a slot
+        // for them.
+        let limits = Limits {
+            head: Duration::from_secs(2),
+            write: Duration::from_secs(2),
+        };
+        let mut lp = Loop::new(limits);
+        let mut h = Paths::new();
+        let at = lp.addr();
+        // 100 clients pipeline 50 requests each for 256 KiB and never read,
+        // then fresh clients scrape; the loop runs here, the clients there.
+        let clients = std::thread::spawn(move || {
+            let flood: Vec<u8> = b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n".repeat(50);
+            let mutes: Vec<std::net::TcpStream> = (0..100)
+                .map(|_| {
+                    let mut s = std::net::TcpStream::connect(at).unwrap();
+                    s.write_all(&flood).unwrap();
+                    s
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(300));
+            let mut results = Vec::new();
+            for _ in 0..30 {
+                let start = Instant::now();
+                let r = (|| -> io::Result<Vec<u8>> {
+                    let mut s = std::net::TcpStream::connect(at)?;
+                    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+                    s.write_all(b"GET /fresh HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")?;
+                    let mut got = Vec::new();
+                    s.read_to_end(&mut got)?;
+                    Ok(got)
+                })();
+                results.push((r.map_err(|e| e.kind()), start.elapsed()));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (mutes, results)
+        });
+        while !clients.is_finished() {
+            lp.turn(&mut h);
+        }
+        let (mut mutes, results) = clients.join().unwrap();
+        for (r, t) in &results {
+            match r {
+                Ok(got) => assert!(
+                    got.starts_with(b"HTTP/1.1 200 OK\r\n") && got.ends_with(b"ok\n"),
+                    "{:?}",
+                    String::from_utf8_lossy(got)
+                ),
+                Err(e) => panic!("a fresh client failed ({e:?}) after {t:?}"),
+            }
+        }
+        // Every flooding connection is gone by the write deadline (or was
+        // displaced earlier); none was served all 50 responses.
+        let gone = lp.turn_until(&mut h, limits.write + Duration::from_secs(2), |s, _| {
+            s.open_connections() == 0
+        });
+        assert!(
+            gone,
+            "{} connections still open",
+            lp.server.open_connections()
+        );
+        let routed_big = h.routed.iter().filter(|p| *p == "/big").count();
+        assert!(
+            routed_big < 100 * 50,
+            "{routed_big} responses to peers that read nothing"
+        );
+        for m in &mut mutes {
+            m.set_nonblocking(true).unwrap();
+            let mut got = Vec::new();
+            let closed = (0..200).any(|_| {
+                let c = drained_to_close(m, &mut got).is_some();
+                if !c {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                c
+            });
+            assert!(closed, "a flooding connection was left open");
+            assert!(got.len() < 50 * BIG);
+        }
     }
 }
