@@ -56,7 +56,10 @@ pub fn main_entry() -> i32 {
 fn run(cfg: Config, upload: Option<UploadSettings>) -> i32 {
     crate::log::set_debug(cfg.debug);
     match crate::sys::raise_nofile_limit() {
-        Ok(n) => crate::debug!("open-files limit {n}"),
+        Ok(n) => {
+            crate::debug!("open-files limit {n}");
+            crate::metrics::set_fd_limit(n);
+        }
         Err(e) => warn!("cannot raise the open-files limit: {e}"),
     }
     if let Some(key) = &cfg.agent_key {

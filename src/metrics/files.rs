@@ -3,9 +3,10 @@
 
 use std::fs::File;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// A source file: open, or known to be missing (never retried until the
 /// container's cgroup is resolved again).
@@ -18,6 +19,42 @@ pub(crate) enum Src {
 /// Set when an open failed for lack of file descriptors (`EMFILE`/`ENFILE`).
 static FD_EXHAUSTED: AtomicBool = AtomicBool::new(false);
 
+/// Descriptors the collector leaves to everything else: the :8000 server's
+/// connections, the Docker and upload sockets, the scans' transient opens.
+/// Without them a host with more containers than the open-files limit
+/// allows would leave the agent unable to accept a single scrape.
+pub const FD_RESERVE: u64 = 256;
+
+/// The collector keeps no descriptor numbered at or above this (the kernel
+/// hands out the lowest free number, so the number tells how many are open).
+static FD_CEILING: AtomicI32 = AtomicI32::new(i32::MAX);
+
+/// Sets the ceiling from the open-files limit, [`FD_RESERVE`] below it.
+pub fn set_fd_limit(limit: u64) {
+    let ceiling = limit.saturating_sub(FD_RESERVE).clamp(16, i32::MAX as u64);
+    FD_CEILING.store(ceiling as i32, Ordering::Relaxed);
+}
+
+/// `fd` if the collector may keep it; else it is closed and counted as a
+/// lack of descriptors.
+pub(crate) fn keep<F: AsRawFd>(fd: F) -> Option<F> {
+    if fd.as_raw_fd() >= FD_CEILING.load(Ordering::Relaxed) {
+        FD_EXHAUSTED.store(true, Ordering::Relaxed);
+        return None;
+    }
+    Some(fd)
+}
+
+/// The current ceiling (descriptors below it may be kept).
+pub(crate) fn ceiling() -> i32 {
+    FD_CEILING.load(Ordering::Relaxed)
+}
+
+/// [`keep`] for the `O_PATH` directory handles.
+pub(crate) fn keep_handle(fd: OwnedFd) -> Option<OwnedFd> {
+    keep(fd)
+}
+
 /// True (once) when an open failed for lack of file descriptors since the last call.
 pub(crate) fn take_fd_exhausted() -> bool {
     FD_EXHAUSTED.swap(false, Ordering::Relaxed)
@@ -26,7 +63,7 @@ pub(crate) fn take_fd_exhausted() -> bool {
 impl Src {
     pub(crate) fn open(path: &Path) -> Src {
         match File::open(path) {
-            Ok(f) => Src::Open(f),
+            Ok(f) => keep(f).map_or(Src::Missing, Src::Open),
             Err(e) => {
                 if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
                     FD_EXHAUSTED.store(true, Ordering::Relaxed);

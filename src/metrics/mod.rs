@@ -19,5 +19,6 @@ mod state;
 mod tasks;
 
 pub use collector::Collector;
+pub use files::{set_fd_limit, FD_RESERVE};
 pub use outlyer::{path_index, OUTLYER_PATHS};
 pub use prometheus::Cursor as PromCursor;

@@ -1,7 +1,7 @@
 //! Which files a container (and the host) is read from, and how they are
 //! opened: once at resolve time, then kept open for the per-cycle reads.
 
-use super::files::Src;
+use super::files::{self, Src};
 use crate::cgroup::mounts::{Hierarchies, Layout};
 use crate::cgroup::parse as cg;
 use crate::cgroup::resolve::{self, CgroupDirs};
@@ -196,7 +196,11 @@ impl SpecDirs {
     pub(super) const CPU: usize = 2;
 
     fn open(d: &CgroupDirs, v2: bool) -> SpecDirs {
-        let handle = |p: &Option<PathBuf>| p.as_deref().and_then(|p| sys::open_dir_handle(p).ok());
+        let handle = |p: &Option<PathBuf>| {
+            p.as_deref()
+                .and_then(|p| sys::open_dir_handle(p).ok())
+                .and_then(files::keep_handle)
+        };
         if v2 {
             SpecDirs([handle(&d.unified), None, None])
         } else {

@@ -7,6 +7,7 @@ use crate::cgroup::parse as cg;
 use crate::procfs::parse as pp;
 use std::fmt::Write as _;
 use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
@@ -85,7 +86,8 @@ fn read_task_stat(
             let file = File::open(path_buf.as_str()).ok()?;
             let n = file.read_at(stat, 0).ok()?;
             cache.entries.retain(|e| e.0 != tid);
-            if cache.entries.len() < MAX_CACHED_TASKS {
+            let keep = file.as_raw_fd() < super::files::ceiling();
+            if keep && cache.entries.len() < MAX_CACHED_TASKS {
                 cache.entries.push((tid, file, generation));
             }
             n
