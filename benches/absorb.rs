@@ -8,7 +8,11 @@
 //! cycles running.
 //!
 //! `cargo bench --bench absorb -- [--containers 10000] [--layout v1|v2]
-//! [--foreign-pidns] [--seconds 10]`
+//! [--foreign-pidns] [--seconds 10] [--nofile N]`
+//!
+//! The agent runs under `prlimit --nofile=N` (default 20 per container
+//! plus 1 024: it keeps about 17 descriptors per container open); a lower
+//! limit shows the agent going on with fewer files.
 //!
 //! `--foreign-pidns` makes the tree's `/proc/self` name another process, as
 //! the host's `/proc` looks to an agent in its own PID namespace (the
@@ -28,10 +32,11 @@ struct Args {
     layout: TreeLayout,
     foreign_pidns: bool,
     seconds: u64,
+    nofile: Option<u64>,
 }
 
 fn usage() -> ! {
-    eprintln!("usage: absorb [--containers N] [--layout v1|v2] [--foreign-pidns] [--seconds S]");
+    eprintln!("usage: absorb [--containers N] [--layout v1|v2] [--foreign-pidns] [--seconds S] [--nofile N]");
     std::process::exit(2)
 }
 
@@ -41,6 +46,7 @@ fn parse_args() -> Args {
         layout: TreeLayout::V1Comounted,
         foreign_pidns: false,
         seconds: 10,
+        nofile: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -56,6 +62,7 @@ fn parse_args() -> Args {
             }
             "--foreign-pidns" => args.foreign_pidns = true,
             "--seconds" => args.seconds = value().parse().unwrap_or_else(|_| usage()),
+            "--nofile" => args.nofile = Some(value().parse().unwrap_or_else(|_| usage())),
             "--bench" => {}
             _ => usage(),
         }
@@ -133,9 +140,22 @@ fn main() {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => PathBuf::from(env!("CARGO_BIN_EXE_outlyer-agent")),
     };
+    // Never above this process's hard limit: raising it takes privileges
+    // a test container may not have.
+    let hard = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(4)?.parse::<u64>().ok())
+        })
+        .unwrap_or(u64::MAX);
+    let nofile = args.nofile.unwrap_or(20 * n as u64 + 1024).min(hard);
     let t0 = Instant::now();
-    let _agent = Agent(
-        Command::new(&bin)
+    let mut agent = Agent(
+        Command::new("prlimit")
+            .arg(format!("--nofile={nofile}:{nofile}"))
+            .arg(&bin)
             .arg("--rootfs")
             .arg(host.rootfs())
             .arg("--docker-socket")
@@ -166,6 +186,13 @@ fn main() {
         if let Some(d) = probe(port, "/metrics", true) {
             metrics.push(d);
         }
+        if let Ok(Some(st)) = agent.0.try_wait() {
+            eprintln!(
+                "absorb: the agent exited ({st}):\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+            std::process::exit(1);
+        }
         let k = tracked();
         if k >= n {
             break t0.elapsed();
@@ -192,8 +219,9 @@ fn main() {
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
     let _ = std::fs::remove_file(&log_path);
     let warnings = log.lines().filter(|l| l.contains(" warn ")).count();
+    let fd_short = log.contains("out of file descriptors");
     println!(
-        "absorb containers={n} layout={} foreign_pidns={} absorbed_in={:.2}s docker_requests={} warnings={warnings} unanswered_probes={misses}",
+        "absorb containers={n} layout={} foreign_pidns={} nofile={nofile} absorbed_in={:.2}s docker_requests={} warnings={warnings} out_of_fds={fd_short} unanswered_probes={misses}",
         match args.layout {
             TreeLayout::V2 => "v2",
             _ => "v1",

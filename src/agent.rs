@@ -31,6 +31,9 @@ const UPLOAD_BASE: usize = CONNECTIONS + crate::server::MAX_CONNECTIONS;
 
 /// `--once`: how long to wait for Docker before reading what is there.
 const ONCE_SYNC_WAIT: Duration = Duration::from_secs(5);
+/// Containers read per loop turn while a collection cycle is in progress
+/// (a few milliseconds of reads): sockets are served between slices.
+const COLLECT_SLICE: usize = 128;
 /// SIGTERM/SIGINT: deregistering and flushing may take this long at most.
 const SHUTDOWN_LIMIT: Duration = Duration::from_millis(4800);
 
@@ -70,6 +73,8 @@ pub struct Agent {
     host_id: Option<String>,
     fingerprint: Option<String>,
     next_collect: Instant,
+    /// The wall clock at the start of the cycle being read.
+    cycle_unix: f64,
     once: Option<Once>,
     outputs: Vec<Output>,
     /// Upload settings until the uploader can start (it needs the host
@@ -139,6 +144,7 @@ impl Agent {
         });
         Ok(Agent {
             next_collect: now + cfg.interval,
+            cycle_unix: 0.0,
             cfg,
             poll,
             signals,
@@ -252,12 +258,17 @@ impl Agent {
     }
 
     fn next_wake(&self) -> Option<Instant> {
+        if self.collector.cycle_in_progress() {
+            // The next slice is due at once (after whatever is ready).
+            return Some(Instant::now());
+        }
         let mut t = Some(self.next_collect);
         let mut consider = |x: Option<Instant>| {
             if let Some(x) = x {
                 t = Some(t.map_or(x, |t: Instant| t.min(x)));
             }
         };
+        consider(self.collector.deadline());
         consider(self.sync.deadline());
         consider(self.docker.deadline());
         consider(self.server.as_ref().and_then(Server::next_deadline));
@@ -281,11 +292,16 @@ impl Agent {
         self.pump_docker(now);
         self.sync.tick(now);
         self.pump_docker(now);
+        self.collector.scan_new(now);
         if self.next_collect <= now {
-            self.collect(now);
+            self.cycle_unix = unix_now();
+            self.collector.begin_cycle(now, self.cycle_unix);
             while self.next_collect <= now {
                 self.next_collect += self.cfg.interval;
             }
+        }
+        if self.collector.cycle_in_progress() && self.collector.continue_cycle(COLLECT_SLICE) {
+            self.cycle_read(self.cycle_unix);
         }
         if let Some(u) = self.uploader.as_mut() {
             if u.next_deadline().is_some_and(|t| t <= now) {
@@ -295,9 +311,15 @@ impl Agent {
         self.step_once(now)
     }
 
+    /// A whole cycle at once (`--once`).
     fn collect(&mut self, now: Instant) {
         let unix = unix_now();
         self.collector.collect(now, unix);
+        self.cycle_read(unix);
+    }
+
+    /// Every container of the cycle was read: its samples go to the uploader.
+    fn cycle_read(&mut self, unix: f64) {
         self.upload_cycle(unix);
         debug!(
             "collected {} containers in {:.3} ms",

@@ -539,3 +539,54 @@ fn processes_changed_follows_the_process_list_and_names() {
     assert!(c.processes_changed(&id), "a process was renamed");
     assert!(c.processes_changed("no-such-container"));
 }
+
+/// A cycle read in slices (as the agent does between socket events) gives
+/// the very readings a cycle read at once gives, also when a container is
+/// dropped and another tracked in the middle of it.
+#[test]
+fn a_cycle_read_in_slices_equals_one_read_at_once() {
+    let mut host = SyntheticHost::create(TreeOptions::new(TreeLayout::V2, 10)).unwrap();
+    let t0 = Instant::now();
+    let mut whole = Collector::new(host.rootfs(), "host");
+    let mut sliced = Collector::new(host.rootfs(), "host");
+    for i in 0..9 {
+        whole.track(&host.container_info(i), t0, 1.0);
+        sliced.track(&host.container_info(i), t0, 1.0);
+    }
+    host.advance(10.0).unwrap();
+    let t1 = t0 + std::time::Duration::from_secs(10);
+    whole.untrack(&host.container_info(1).id);
+    whole.collect(t1, 11.0);
+    whole.track(&host.container_info(9), t1, 11.0);
+
+    sliced.begin_cycle(t1, 11.0);
+    assert!(sliced.cycle_in_progress());
+    assert!(!sliced.continue_cycle(3), "3 of 9 read");
+    // Container 1 was read already, container 9 arrives mid-cycle.
+    sliced.untrack(&host.container_info(1).id);
+    sliced.track(&host.container_info(9), t1, 11.0);
+    assert!(!sliced.continue_cycle(3), "6 of 8 read");
+    assert!(sliced.continue_cycle(3), "the last two, and done");
+    assert!(!sliced.cycle_in_progress());
+    assert!(sliced.continue_cycle(3), "nothing left");
+
+    let text = |c: &Collector| {
+        let mut out = Vec::new();
+        c.write_prometheus(&mut out);
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("outlyer_agent_collection_seconds"))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    };
+    assert_eq!(text(&sliced), text(&whole));
+    let samples = |c: &Collector| {
+        let mut v = Vec::new();
+        c.for_each_outlyer_sample(|f, p, x| v.push(format!("{f} {p} {x:?}")));
+        v
+    };
+    assert_eq!(samples(&sliced), samples(&whole));
+    assert!(text(&whole).contains("synth-8"));
+    assert!(!text(&whole).contains("name=\"synth-1\""));
+}

@@ -16,7 +16,7 @@ use crate::cgroup::parse as cg;
 use crate::registry::ContainerInfo;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Spec files are re-read every this many cycles (and on `update_info`).
 const SPEC_EVERY: u64 = 30;
@@ -48,7 +48,34 @@ pub struct Collector {
     process_fingerprints: bool,
     /// The agent does not see the host's PIDs in cgroup files (no `--pid host`).
     foreign_pidns: bool,
+    /// The cycle being read, a slice of containers per call.
+    pending: Option<Pending>,
+    /// Containers tracked since the last scan of the host's processes
+    /// (foreign PID namespace only), and when the first of them came.
+    unscanned: Vec<Box<str>>,
+    unscanned_since: Option<Instant>,
 }
+
+/// A collection cycle in progress.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    /// The next container to read, and the end of the cycle's range
+    /// (containers tracked meanwhile were read by `track` and wait for
+    /// the next cycle).
+    next: usize,
+    end: usize,
+    now: Instant,
+    unix_secs: f64,
+    host: (u64, u32),
+    /// Time spent reading so far (the slices, not the waits between them).
+    busy: Duration,
+}
+
+/// How long after the first newly tracked container one scan of the host's
+/// processes finds the processes of all those tracked meanwhile (foreign
+/// PID namespace only): a listing of thousands costs a few scans, not one
+/// per container.
+pub const SCAN_NEW_AFTER: Duration = Duration::from_millis(200);
 
 impl Collector {
     /// Discovers the hierarchies under `rootfs` (logs once what it found, and
@@ -101,6 +128,9 @@ impl Collector {
             tcp_states: false,
             process_fingerprints: false,
             foreign_pidns,
+            pending: None,
+            unscanned: Vec::new(),
+            unscanned_since: None,
         }
     }
 
@@ -149,15 +179,50 @@ impl Collector {
             None => return,
         };
         if self.foreign_pidns {
-            // One scan for this container, so its processes show at once.
-            let found = pidscan::scan(&self.rootfs, &[info.id.as_str()], MAX_LOAD_TASKS);
-            self.containers[idx].pids = found.into_iter().next();
+            // Its processes come from the next scan, shared with every
+            // container tracked until then (at most SCAN_NEW_AFTER away).
+            self.unscanned.push(info.id.as_str().into());
+            self.unscanned_since.get_or_insert(now);
         }
         self.collect_one(idx, (fresh.docker_ticks, fresh.online_cpus), now, unix_secs);
     }
 
     pub fn untrack(&mut self, id: &str) {
-        self.containers.retain(|t| &*t.id != id);
+        let Some(i) = self.containers.iter().position(|t| &*t.id == id) else {
+            return;
+        };
+        self.containers.remove(i);
+        if let Some(p) = self.pending.as_mut() {
+            // The cycle's range keeps pointing at the same containers.
+            if i < p.end {
+                p.end -= 1;
+                if i < p.next {
+                    p.next -= 1;
+                }
+            }
+        }
+    }
+
+    /// When [`Collector::scan_new`] has work (foreign PID namespace only).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.unscanned_since.map(|t| t + SCAN_NEW_AFTER)
+    }
+
+    /// One scan of the host's processes for every container tracked since
+    /// the last one, once [`Collector::deadline`] has passed.
+    pub fn scan_new(&mut self, now: Instant) {
+        if self.deadline().is_none_or(|d| d > now) {
+            return;
+        }
+        self.unscanned_since = None;
+        let ids = std::mem::take(&mut self.unscanned);
+        let wanted: Vec<&str> = ids.iter().map(|id| &**id).collect();
+        let found = pidscan::scan(&self.rootfs, &wanted, MAX_LOAD_TASKS);
+        for (id, counts) in wanted.iter().zip(found) {
+            if let Some(t) = self.containers.iter_mut().find(|t| &*t.id == *id) {
+                t.pids = Some(counts);
+            }
+        }
     }
 
     /// Metadata changed (rename, pause/unpause, `docker update`): update
@@ -182,6 +247,17 @@ impl Collector {
     /// allocations after warm-up (unless a container vanished and must be re-resolved,
     /// or the agent runs in its own PID namespace: the host-process scan allocates).
     pub fn collect(&mut self, now: Instant, unix_secs: f64) {
+        self.begin_cycle(now, unix_secs);
+        while !self.continue_cycle(usize::MAX) {}
+    }
+
+    /// Starts a cycle: the host's files and, in a foreign PID namespace, the
+    /// scan of the host's processes; the containers follow in slices
+    /// ([`Collector::continue_cycle`]), so that a loop tracking thousands
+    /// answers its sockets between them. A cycle still in progress is
+    /// finished first.
+    pub fn begin_cycle(&mut self, now: Instant, unix_secs: f64) {
+        while !self.continue_cycle(usize::MAX) {}
         let started = Instant::now();
         self.cycle += 1;
         let r = read_host(&self.host.files, &mut self.buf, now);
@@ -194,12 +270,46 @@ impl Collector {
             for (t, counts) in self.containers.iter_mut().zip(found) {
                 t.pids = Some(counts);
             }
+            self.unscanned.clear();
+            self.unscanned_since = None;
         }
-        let host = (self.host.cur.docker_ticks, self.host.cur.online_cpus);
-        for i in 0..self.containers.len() {
-            self.collect_one(i, host, now, unix_secs);
+        self.pending = Some(Pending {
+            next: 0,
+            end: self.containers.len(),
+            now,
+            unix_secs,
+            host: (self.host.cur.docker_ticks, self.host.cur.online_cpus),
+            busy: started.elapsed(),
+        });
+    }
+
+    /// Reads up to `budget` more containers of the cycle in progress; true
+    /// when the cycle is complete (or none is in progress).
+    pub fn continue_cycle(&mut self, budget: usize) -> bool {
+        let Some(mut p) = self.pending else {
+            return true;
+        };
+        let started = Instant::now();
+        let stop = p.end.min(p.next.saturating_add(budget));
+        while p.next < stop {
+            let i = p.next;
+            p.next += 1;
+            // `collect_one` never removes a container: indices hold.
+            self.collect_one(i, p.host, p.now, p.unix_secs);
         }
-        self.last_cycle_secs = Some(started.elapsed().as_secs_f64());
+        p.busy += started.elapsed();
+        if p.next >= p.end {
+            self.pending = None;
+            self.last_cycle_secs = Some(p.busy.as_secs_f64());
+            return true;
+        }
+        self.pending = Some(p);
+        false
+    }
+
+    /// A cycle is being read in slices.
+    pub fn cycle_in_progress(&self) -> bool {
+        self.pending.is_some()
     }
 
     /// Reads one container (re-resolving it first if it had vanished);
