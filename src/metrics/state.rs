@@ -164,7 +164,6 @@ impl Tracked {
         self.spec_dirs = o.spec_dirs;
         self.cgroup_path = Some(o.cgroup_path);
         self.gone = false;
-        self.retries = 0;
         self.load = [0.0; 4];
         self.tasks = TaskCache::default();
     }
@@ -193,15 +192,23 @@ impl Tracked {
         self.prev = RateBase::of(&self.cur);
         self.cur = r;
         self.ok = true;
+        self.retries = 0;
         self.last_seen = unix_secs;
     }
 
-    /// The cgroup vanished: drop it cleanly this cycle, re-resolve next cycle.
+    /// The cgroup vanished: drop it cleanly this cycle, re-resolve next
+    /// cycle; if it vanishes again before a single reading (no file could
+    /// be read: every open hit the open-files reserve, or the cgroup flaps),
+    /// each further try waits twice as many cycles, up to 32.
     pub(super) fn vanished(&mut self, cycle: u64) {
+        if self.ok {
+            self.retries = 0;
+        } else {
+            self.retries = self.retries.saturating_add(1);
+        }
         self.ok = false;
         self.gone = true;
-        self.retry_at = cycle + 1;
-        self.retries = 0;
+        self.retry_at = cycle + (1u64 << self.retries.min(5));
         self.cur = Reading::default();
         self.detail = Detail::default();
         self.prev = RateBase::default();
@@ -229,5 +236,21 @@ mod tests {
             &*l,
             "image=\"img:1\",name=\"web\",container_label_a_b=\"1\",container_label_q=\"say \\\"hi\\\"\\\\\\n\""
         );
+    }
+
+    #[test]
+    fn a_container_never_read_backs_off_one_that_was_read_retries_at_once() {
+        let mut t = Tracked::new(&ContainerInfo::default());
+        let mut waits = Vec::new();
+        let mut cycle = 10;
+        for _ in 0..7 {
+            t.vanished(cycle);
+            waits.push(t.retry_at - cycle);
+            cycle = t.retry_at;
+        }
+        assert_eq!(waits, [2, 4, 8, 16, 32, 32, 32]);
+        t.record(Reading::default(), Instant::now(), 1.0);
+        t.vanished(cycle);
+        assert_eq!(t.retry_at, cycle + 1, "it had a reading: the next cycle");
     }
 }
