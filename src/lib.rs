@@ -1,8 +1,11 @@
 //! outlyer-agent: a single-threaded container-monitoring agent.
 //!
-//! Data flows one way: the Docker socket feeds the registry of tracked
-//! containers; each tick the collector reads their cgroup and /proc files
-//! through pure parsers; the metrics views are served on :8000 and uploaded.
+//! Data flows one way: container sources (the Docker API through
+//! `docker::sync`) report changes (`source::Change`) that `tracking` applies
+//! to the registry, the collector and the uploader; each tick the collector
+//! reads the containers' cgroup and /proc files through pure parsers; the
+//! metrics views are served on :8000 (`pages`) and uploaded through the
+//! sinks (`upload`). See docs/architecture.md.
 #![deny(unsafe_code)]
 
 pub mod agent;

@@ -214,7 +214,7 @@ impl Server {
     }
 
     /// Accepts every pending connection. None is refused: when the slots
-    /// are full, one connection makes room (see [`choose_victim`]).
+    /// are full, one connection makes room (see `choose_victim`).
     pub fn accept(&mut self, registry: &Registry, now: Instant) {
         loop {
             let (mut stream, _peer) = match self.listener.accept() {

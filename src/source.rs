@@ -3,7 +3,7 @@
 //! A source is whatever learns which containers run: today the Docker API
 //! (and Podman's Docker-compatible API) through `docker::sync`. Each source
 //! keeps its own protocol state and reports what it learns as [`Change`]s;
-//! `tracking::apply` feeds them to the registry, the collector and the
+//! `tracking::Followers::apply` feeds them to the registry, the collector and the
 //! uploader. A new source (a cgroup-tree watcher, containerd, CRI-O, the
 //! kubelet) is a new file that emits the same changes; the event loop only
 //! routes its readiness and timers to it.

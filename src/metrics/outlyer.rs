@@ -2,7 +2,7 @@
 
 use super::reading::*;
 
-/// Every Outlyer path, in a fixed order; [`Values`] is indexed by it.
+/// Every Outlyer path, in a fixed order; `Values` is indexed by it.
 pub const OUTLYER_PATHS: [&str; 46] = [
     "base.count",
     "base.cpu",

@@ -438,7 +438,7 @@ fn write_host(c: View<'_>, out: &mut Vec<u8>) {
         ),
         (
             "outlyer_agent_collection_seconds",
-            "Duration of the last collection cycle in seconds.",
+            "Time the last collection cycle spent reading files, in seconds (a cycle is read in slices between socket events; the waits are not counted).",
             c.last_cycle_secs,
         ),
     ];

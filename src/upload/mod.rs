@@ -3,8 +3,11 @@
 //! driven by the agent's single mio loop.
 //!
 //! Layers: pure wire formats ([`wire`], [`dns`], [`proxy`], [`retry`],
-//! [`buffer`]), the sans-IO scheduler ([`core`]: requests out, outcomes in,
-//! time passed in), and the thin socket shell ([`conn`], [`Uploader`]).
+//! [`buffer`]); the sinks, each saying what its requests carry (the agent
+//! API's calls in [`agent_api`]; the metrics backends behind
+//! [`sink::SampleSink`]: [`series`], [`graphite`]); the sans-IO scheduler
+//! ([`core`]: requests out, outcomes in, time passed in); and the thin
+//! socket shell ([`conn`], [`Uploader`]).
 //!
 //! Wiring into the event loop:
 //!

@@ -1,6 +1,7 @@
-//! What goes on the wire (docs/protocol.md): ping bodies, tags,
-//! process counts, the agents list, Graphite lines and series JSON. Pure
-//! functions; the only file access is [`processes_of`], kept apart.
+//! What the agent API carries (docs/protocol.md): ping bodies, tags,
+//! process counts, the agents list, and the JSON string writer the series
+//! sink shares. Pure functions; the only file access is [`processes_of`],
+//! kept apart.
 
 use std::fmt::Write as _;
 use std::path::Path;
