@@ -414,6 +414,7 @@ impl Collector {
             containers: &self.containers,
             host: &self.host.cur,
             last_cycle_secs: self.last_cycle_secs,
+            read_errors: self.buf.unusable,
         }
     }
 
@@ -510,6 +511,12 @@ impl Collector {
     /// Containers whose latest reading succeeded.
     pub fn published(&self) -> usize {
         self.containers.iter().filter(|t| t.ok).count()
+    }
+
+    /// Cgroup and proc file reads whose content was unusable since start
+    /// (`outlyer_agent_read_errors_total`).
+    pub fn read_errors(&self) -> u64 {
+        self.buf.unusable
     }
 
     /// Duration of the last collection cycle.

@@ -96,30 +96,66 @@ pub(crate) enum Outcome {
 /// one record per read while records remain.
 const SEQ_SHORT_READ: usize = 2048;
 
+/// The buffer's size at start.
+const INITIAL_BUF: usize = 32 * 1024;
+
+/// The largest single-show file read (a `cgroup.procs` of some 130 000
+/// PIDs); a larger one is unusable, not read on.
+pub(crate) const MAX_SINGLE_SHOW: usize = 1 << 20;
+
+/// The largest multi-record file read (a `net/tcp` of some 28 000 sockets).
+pub(crate) const MAX_MULTI_RECORD: usize = 4 << 20;
+
 /// The one buffer every file is read into.
 pub(crate) struct ReadBuf {
     buf: Vec<u8>,
+    /// Reads whose content was unusable (an I/O error other than "gone",
+    /// a file over the size limit, no final newline, or text that does not
+    /// parse), since start.
+    pub(crate) unusable: u64,
 }
 
 impl ReadBuf {
     pub(crate) fn new() -> ReadBuf {
         ReadBuf {
-            buf: vec![0; 32 * 1024],
+            buf: vec![0; INITIAL_BUF],
+            unusable: 0,
         }
     }
 
     /// Reads the whole of `src` from offset 0. Single-show files (every
     /// cgroup file) take one `pread` unless they fill the buffer;
-    /// `multi_record` files continue until a short read.
+    /// `multi_record` files continue until a short read. A file at or over
+    /// [`MAX_SINGLE_SHOW`] ([`MAX_MULTI_RECORD`]) bytes, or whose text does
+    /// not end in a newline (every kernel file does: it was cut short), is
+    /// `Failed` and counted in `unusable`.
     pub(crate) fn read(&mut self, src: &Src, multi_record: bool) -> Outcome {
+        let out = self.read_whole(src, multi_record);
+        if out == Outcome::Failed {
+            self.unusable += 1;
+        }
+        out
+    }
+
+    fn read_whole(&mut self, src: &Src, multi_record: bool) -> Outcome {
         let Src::Open(f) = src else {
             return Outcome::Missing;
+        };
+        let cap = if multi_record {
+            MAX_MULTI_RECORD
+        } else {
+            MAX_SINGLE_SHOW
         };
         let mut filled = 0usize;
         loop {
             if filled == self.buf.len() {
+                if filled >= cap {
+                    // Not a kernel file of any size seen: drop what it grew.
+                    self.buf = vec![0; INITIAL_BUF];
+                    return Outcome::Failed;
+                }
                 // Growth happens during warm-up only: the buffer keeps its size.
-                let n = self.buf.len() * 2;
+                let n = (self.buf.len() * 2).min(cap);
                 self.buf.resize(n, 0);
             }
             let Some(dst) = self.buf.get_mut(filled..) else {
@@ -136,6 +172,9 @@ impl ReadBuf {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return classify(&e),
             }
+        }
+        if filled >= cap || (filled > 0 && self.buf.get(filled - 1) != Some(&b'\n')) {
+            return Outcome::Failed;
         }
         Outcome::Ok(filled)
     }
@@ -168,7 +207,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("outlyer-files-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("big");
-        let body: Vec<u8> = (0..100_000u32).map(|i| b'0' + (i % 10) as u8).collect();
+        let mut body: Vec<u8> = (0..100_000u32).map(|i| b'0' + (i % 10) as u8).collect();
+        body.push(b'\n');
         std::fs::write(&p, &body).unwrap();
         let src = Src::open(&p);
         let mut rb = ReadBuf::new();

@@ -19,6 +19,8 @@ pub(super) struct View<'a> {
     pub host: &'a HostReading,
     /// Duration of the last collection cycle.
     pub last_cycle_secs: Option<f64>,
+    /// Reads whose content was unusable, since start.
+    pub read_errors: u64,
 }
 
 /// One sample of `fam` with a container's labels (`id` first, when its
@@ -448,4 +450,10 @@ fn write_host(c: View<'_>, out: &mut Vec<u8>) {
             sample(out, &mut fam, None, None, v);
         }
     }
+    let mut fam = Family::new(
+        "outlyer_agent_read_errors_total",
+        "counter",
+        "Cgroup and proc file reads whose content was unusable (an I/O error, too large, cut short, or not parsable); the metrics they carry are omitted for that cycle.",
+    );
+    sample(out, &mut fam, None, None, c.read_errors as f64);
 }

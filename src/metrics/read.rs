@@ -23,25 +23,46 @@ fn read<'b>(buf: &'b mut ReadBuf, src: &Src, multi: bool) -> Result<Option<&'b [
     }
 }
 
+/// Reads and parses a file: `Err(())` when the container is gone; `None`
+/// when missing or unusable, text that does not parse counted in
+/// `buf.unusable` (as `buf.read` counts the reads that failed).
+fn parsed<T, E>(
+    buf: &mut ReadBuf,
+    src: &Src,
+    multi: bool,
+    parse: impl FnOnce(&[u8]) -> Result<T, E>,
+) -> Result<Option<T>, ()> {
+    let Some(b) = read(buf, src, multi)? else {
+        return Ok(None);
+    };
+    let v = parse(b).ok();
+    if v.is_none() {
+        buf.unusable += 1;
+    }
+    Ok(v)
+}
+
 fn read_u64(buf: &mut ReadBuf, src: &Src) -> Result<Option<u64>, ()> {
-    Ok(read(buf, src, false)?.and_then(|b| cg::parse_single_u64(b).ok()))
+    parsed(buf, src, false, cg::parse_single_u64)
 }
 
 /// Reads `name` in a limit directory through a freshly opened fd (limit files
 /// are read rarely, so they hold no fd and no kernel read buffer).
-fn read_in<'b>(buf: &'b mut ReadBuf, dir: Option<&OwnedFd>, name: &CStr) -> Option<&'b [u8]> {
+fn read_in<T, E>(
+    buf: &mut ReadBuf,
+    dir: Option<&OwnedFd>,
+    name: &CStr,
+    parse: impl FnOnce(&[u8]) -> Result<T, E>,
+) -> Option<T> {
     let src = match sys::open_at(dir?, name) {
         Ok(f) => Src::Open(f),
         Err(_) => Src::Missing,
     };
-    match buf.read(&src, false) {
-        Outcome::Ok(n) => Some(buf.bytes(n)),
-        _ => None,
-    }
+    parsed(buf, &src, false, parse).ok().flatten()
 }
 
 fn read_limit(buf: &mut ReadBuf, dir: Option<&OwnedFd>, name: &CStr) -> Option<Limit> {
-    read_in(buf, dir, name).and_then(|b| cg::parse_limit(b).ok())
+    read_in(buf, dir, name, cg::parse_limit)
 }
 
 /// Reads the limits in the directories `d` (re-read at track, on metadata
@@ -58,7 +79,7 @@ pub(super) fn read_spec(d: &SpecDirs, buf: &mut ReadBuf, v2: bool, memory: bool)
             s.swap_limit = read_limit(buf, u, c"memory.swap.max");
         }
         s.threads_max = read_limit(buf, u, c"pids.max");
-        if let Some(m) = read_in(buf, u, c"cpu.max").and_then(|b| cg::parse_cpu_max(b).ok()) {
+        if let Some(m) = read_in(buf, u, c"cpu.max", cg::parse_cpu_max) {
             s.cpu_quota = Some(m.quota);
             s.cpu_period = Some(m.period);
         }
@@ -71,8 +92,7 @@ pub(super) fn read_spec(d: &SpecDirs, buf: &mut ReadBuf, v2: bool, memory: bool)
         s.threads_max = read_limit(buf, d.get(SpecDirs::PIDS), c"pids.max");
         let cpu = d.get(SpecDirs::CPU);
         s.cpu_quota = read_limit(buf, cpu, c"cpu.cfs_quota_us");
-        s.cpu_period =
-            read_in(buf, cpu, c"cpu.cfs_period_us").and_then(|b| cg::parse_single_u64(b).ok());
+        s.cpu_period = read_in(buf, cpu, c"cpu.cfs_period_us", cg::parse_single_u64);
     }
     s
 }
@@ -89,8 +109,26 @@ pub(super) struct ReadMode<'a> {
     pub process_fingerprints: bool,
 }
 
-/// Reads every per-cycle file of a container. `None` when it is gone.
+/// Reads every per-cycle file of a container. `None` when it is gone (its
+/// unusable reads then count for nothing: a cgroup being removed is no fault).
 pub(super) fn read_container(
+    fl: &[Src],
+    spec: &Spec,
+    task_cache: &mut TaskCache,
+    detail: &mut Detail,
+    buf: &mut ReadBuf,
+    path_buf: &mut String,
+    mode: ReadMode<'_>,
+) -> Option<Reading> {
+    let before = buf.unusable;
+    let r = read_container_files(fl, spec, task_cache, detail, buf, path_buf, mode);
+    if r.is_none() {
+        buf.unusable = before;
+    }
+    r
+}
+
+fn read_container_files(
     fl: &[Src],
     spec: &Spec,
     task_cache: &mut TaskCache,
@@ -108,36 +146,30 @@ pub(super) fn read_container(
     let quota_set = matches!(spec.cpu_quota, Some(Limit::Bytes(_)));
     let mut r = Reading::default();
     if v2 {
-        if let Some(b) = read(buf, &fl[f::CPU_STAT], false).ok()? {
-            if let Ok(s) = cg::parse_cpu_stat(b) {
-                r.cpu_ns = s.usage_usec.map(|v| v.saturating_mul(1000));
-                r.user_ns = s.user_usec.map(|v| v.saturating_mul(1000));
-                r.system_ns = s.system_usec.map(|v| v.saturating_mul(1000));
-                r.cfs_periods = s.nr_periods;
-                r.cfs_throttled = s.nr_throttled;
-                r.cfs_throttled_ns = s.throttled_usec.map(|v| v.saturating_mul(1000));
-            }
+        if let Some(s) = parsed(buf, &fl[f::CPU_STAT], false, cg::parse_cpu_stat).ok()? {
+            r.cpu_ns = s.usage_usec.map(|v| v.saturating_mul(1000));
+            r.user_ns = s.user_usec.map(|v| v.saturating_mul(1000));
+            r.system_ns = s.system_usec.map(|v| v.saturating_mul(1000));
+            r.cfs_periods = s.nr_periods;
+            r.cfs_throttled = s.nr_throttled;
+            r.cfs_throttled_ns = s.throttled_usec.map(|v| v.saturating_mul(1000));
         }
     } else {
         r.cpu_ns = read_u64(buf, &fl[f::CPUACCT_USAGE]).ok()?;
-        if let Some(b) = read(buf, &fl[f::CPUACCT_STAT], false).ok()? {
-            if let Ok(s) = cg::parse_cpuacct_stat(b) {
-                r.user_ns = s.user.map(|v| v.saturating_mul(10_000_000));
-                r.system_ns = s.system.map(|v| v.saturating_mul(10_000_000));
-            }
+        if let Some(s) = parsed(buf, &fl[f::CPUACCT_STAT], false, cg::parse_cpuacct_stat).ok()? {
+            r.user_ns = s.user.map(|v| v.saturating_mul(10_000_000));
+            r.system_ns = s.system.map(|v| v.saturating_mul(10_000_000));
         }
         // CFS counters matter only under a quota (they are published only then).
         let cfs = if quota_set {
-            read(buf, &fl[f::CPU_STAT], false).ok()?
+            parsed(buf, &fl[f::CPU_STAT], false, cg::parse_cpu_stat).ok()?
         } else {
             None
         };
-        if let Some(b) = cfs {
-            if let Ok(s) = cg::parse_cpu_stat(b) {
-                r.cfs_periods = s.nr_periods;
-                r.cfs_throttled = s.nr_throttled;
-                r.cfs_throttled_ns = s.throttled_time;
-            }
+        if let Some(s) = cfs {
+            r.cfs_periods = s.nr_periods;
+            r.cfs_throttled = s.nr_throttled;
+            r.cfs_throttled_ns = s.throttled_time;
         }
     }
     r.mem = read_mem(fl, buf, v2).ok()?;
@@ -148,9 +180,13 @@ pub(super) fn read_container(
         // Processes first: when each has one thread (most containers), their
         // states are the load and the task list need not be read at all.
         let procs = read(buf, &fl[f::PROCS], false).ok()?;
+        let procs_read = procs.is_some();
         task_cache.start_fingerprint(procs, process_fingerprints);
         r.processes = procs.and_then(|b| cg::count_pids(b).ok());
         let single = procs.and_then(|b| single_threaded_runnable(b, task_cache, path_buf, rootfs));
+        if procs_read && r.processes.is_none() {
+            buf.unusable += 1;
+        }
         if let Some(runnable) = single {
             r.runnable = Some(runnable);
             r.threads = r.processes;
@@ -167,17 +203,16 @@ pub(super) fn read_container(
     let mut tcp: Option<pp::TcpStates> = None;
     if fl[f::NET_DEV].is_open() {
         // A vanished process is not fatal here: the cgroup files decide "gone".
-        if let Ok(Some(b)) = read(buf, &fl[f::NET_DEV], true) {
-            net = Some(net_of(b));
+        if let Ok(Some((n, bad))) = parsed(buf, &fl[f::NET_DEV], true, net_of) {
+            buf.unusable += u64::from(bad);
+            net = Some(n);
         }
         for i in [f::TCP, f::TCP6] {
             if !fl[i].is_open() {
                 continue;
             }
-            if let Ok(Some(b)) = read(buf, &fl[i], true) {
-                if let Ok(s) = pp::parse_tcp_states(b) {
-                    tcp.get_or_insert_with(Default::default).merge(&s);
-                }
+            if let Ok(Some(s)) = parsed(buf, &fl[i], true, pp::parse_tcp_states) {
+                tcp.get_or_insert_with(Default::default).merge(&s);
             }
         }
     }
@@ -199,8 +234,8 @@ fn read_mem(fl: &[Src], buf: &mut ReadBuf, v2: bool) -> Result<Option<Mem>, ()> 
         working_set: usage,
         ..Mem::default()
     };
-    if let Some(b) = read(buf, &fl[f::MEM_STAT], false)? {
-        if let Ok(s) = cg::parse_memory_stat(b) {
+    {
+        if let Some(s) = parsed(buf, &fl[f::MEM_STAT], false, cg::parse_memory_stat)? {
             if let Some(inactive) = s.inactive_file_hierarchical() {
                 m.working_set = usage.saturating_sub(inactive);
             }
@@ -228,13 +263,14 @@ fn read_mem(fl: &[Src], buf: &mut ReadBuf, v2: bool) -> Result<Option<Mem>, ()> 
     }
     m.max_usage = read_u64(buf, &fl[f::MEM_MAX_USAGE])?;
     m.failcnt = read_u64(buf, &fl[f::MEM_FAILCNT])?;
-    if let Some(b) = read(buf, &fl[f::MEM_OOM], false)? {
-        m.oom_kills = if v2 {
-            cg::parse_memory_events(b).ok().and_then(|e| e.oom_kill)
+    m.oom_kills = parsed(buf, &fl[f::MEM_OOM], false, |b| {
+        if v2 {
+            cg::parse_memory_events(b).map(|e| e.oom_kill)
         } else {
-            cg::parse_oom_control(b).ok().and_then(|e| e.oom_kill)
-        };
-    }
+            cg::parse_oom_control(b).map(|e| e.oom_kill)
+        }
+    })?
+    .flatten();
     if v2 {
         m.swap = read_u64(buf, &fl[f::SWAP_CURRENT])?;
     }
@@ -251,7 +287,12 @@ fn read_blk(fl: &[Src], buf: &mut ReadBuf, v2: bool) -> Result<Option<Blk>, ()> 
         let Some(b) = read(buf, &fl[f::BLK_BYTES], false)? else {
             return Ok(None);
         };
-        for row in cg::io_stat_rows(b).filter_map(Result::ok) {
+        let mut bad = false;
+        for row in cg::io_stat_rows(b) {
+            let Ok(row) = row else {
+                bad = true;
+                continue;
+            };
             let d = row.device;
             for (k, v) in [row.rbytes, row.wbytes, row.rios, row.wios]
                 .into_iter()
@@ -259,6 +300,9 @@ fn read_blk(fl: &[Src], buf: &mut ReadBuf, v2: bool) -> Result<Option<Blk>, ()> 
             {
                 blk.add(d.major, d.minor, k, v.unwrap_or(0));
             }
+        }
+        if bad {
+            buf.unusable += 1;
         }
         return Ok(Some(blk));
     }
@@ -271,7 +315,12 @@ fn read_blk(fl: &[Src], buf: &mut ReadBuf, v2: bool) -> Result<Option<Blk>, ()> 
             continue;
         };
         any = true;
-        for row in cg::blkio_rows(b).filter_map(Result::ok) {
+        let mut bad = false;
+        for row in cg::blkio_rows(b) {
+            let Ok(row) = row else {
+                bad = true;
+                continue;
+            };
             let k = match row.op {
                 cg::BlkioOp::Read => read_k,
                 cg::BlkioOp::Write => write_k,
@@ -279,14 +328,23 @@ fn read_blk(fl: &[Src], buf: &mut ReadBuf, v2: bool) -> Result<Option<Blk>, ()> 
             };
             blk.add(row.device.major, row.device.minor, k, row.value);
         }
+        if bad {
+            buf.unusable += 1;
+        }
     }
     Ok(any.then_some(blk))
 }
 
-/// The interface counters of a `net/dev` file, loopback left out.
-fn net_of(net_dev: &[u8]) -> Net {
+/// The interface counters of a `net/dev` file, loopback left out, and
+/// whether a row did not parse (the others are kept).
+fn net_of(net_dev: &[u8]) -> Result<(Net, bool), ()> {
     let mut n = Net::default();
-    for row in pp::net_dev_rows(net_dev).filter_map(Result::ok) {
+    let mut bad = false;
+    for row in pp::net_dev_rows(net_dev) {
+        let Ok(row) = row else {
+            bad = true;
+            continue;
+        };
         if row.is_loopback() {
             continue;
         }
@@ -304,7 +362,7 @@ fn net_of(net_dev: &[u8]) -> Net {
             ],
         );
     }
-    n
+    Ok((n, bad))
 }
 
 /// One reading of the host's files.
@@ -314,8 +372,8 @@ pub(super) fn read_host(h: &HostFiles, buf: &mut ReadBuf, now: Instant) -> HostR
         ..HostReading::default()
     };
     // /proc/stat and /proc/meminfo are single-show files: one read returns them whole.
-    if let Ok(Some(b)) = read(buf, &h.stat, false) {
-        if let Ok(s) = pp::parse_proc_stat(b) {
+    {
+        if let Ok(Some(s)) = parsed(buf, &h.stat, false, pp::parse_proc_stat) {
             if let Some(c) = s.cpu {
                 r.docker_ticks = c.docker_total_ticks();
                 let idle = c.idle.unwrap_or(0).saturating_add(c.iowait.unwrap_or(0));
@@ -326,8 +384,8 @@ pub(super) fn read_host(h: &HostFiles, buf: &mut ReadBuf, now: Instant) -> HostR
             r.online_cpus = s.cpu_lines;
         }
     }
-    if let Ok(Some(b)) = read(buf, &h.meminfo, false) {
-        if let Ok(m) = pp::parse_meminfo(b) {
+    {
+        if let Ok(Some(m)) = parsed(buf, &h.meminfo, false, pp::parse_meminfo) {
             r.mem_total = m.mem_total;
             r.mem_available = m.mem_available.or_else(|| {
                 Some(
@@ -343,13 +401,12 @@ pub(super) fn read_host(h: &HostFiles, buf: &mut ReadBuf, now: Instant) -> HostR
             r.swap_free = m.swap_free;
         }
     }
-    if let Ok(Some(b)) = read(buf, &h.loadavg, false) {
-        if let Ok(l) = pp::parse_loadavg(b) {
-            r.load = Some([l.load1(), l.load5(), l.load15()]);
-        }
+    if let Ok(Some(l)) = parsed(buf, &h.loadavg, false, pp::parse_loadavg) {
+        r.load = Some([l.load1(), l.load5(), l.load15()]);
     }
-    if let Ok(Some(b)) = read(buf, &h.net_dev, true) {
-        r.net = Some(net_of(b));
+    if let Ok(Some((n, bad))) = parsed(buf, &h.net_dev, true, net_of) {
+        buf.unusable += u64::from(bad);
+        r.net = Some(n);
     }
     r
 }
