@@ -140,10 +140,25 @@ pub fn write(level: &str, args: fmt::Arguments<'_>) {
     let mut line = String::with_capacity(160);
     write_timestamp(&mut line, now);
     let _ = write!(line, " {level} {args}");
-    // One line per event: fold any newline a message carried.
-    out.push_str(&scrub(&line).replace(['\n', '\r'], " "));
+    push_printable(&mut out, &scrub(&line));
     out.push('\n');
     let _ = std::io::stderr().lock().write_all(out.as_bytes());
+}
+
+/// Appends `text` as one printable line: a newline or carriage return a
+/// message carried becomes a space (one line per event), any other control
+/// character (a container name may hold terminal escapes) is written as
+/// `\xNN`.
+pub fn push_printable(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '\n' | '\r' => out.push(' '),
+            c if c.is_control() && c != '\t' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
 }
 
 /// RFC 3339 UTC with milliseconds.
@@ -188,6 +203,17 @@ macro_rules! debug {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn control_characters_cannot_reach_the_terminal() {
+        let mut out = String::new();
+        push_printable(
+            &mut out,
+            "tracking we\u{1b}[31mird\nname\r\u{7}\u{7f}\u{9b}x\tok ü",
+        );
+        assert_eq!(out, "tracking we\\x1b[31mird name \\x07\\x7f\\x9bx\tok ü");
+    }
+
     use super::*;
     use std::time::Duration;
 
