@@ -590,3 +590,46 @@ fn a_cycle_read_in_slices_equals_one_read_at_once() {
     assert!(text(&whole).contains("synth-8"));
     assert!(!text(&whole).contains("name=\"synth-1\""));
 }
+
+/// In a PID namespace of its own (the scratch image) the agent finds a
+/// container's processes by scanning the host's: a container tracked after
+/// a quiet spell shows them with its first reading; a burst of containers
+/// shares one scan at the end of the window, not one scan each.
+#[test]
+fn foreign_pid_namespace_processes_show_at_once_and_bursts_share_a_scan() {
+    let host = SyntheticHost::create(TreeOptions::new(TreeLayout::V2, 3)).unwrap();
+    let link = host.rootfs().join("proc/self");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("1", &link).unwrap();
+    let t0 = Instant::now();
+    let mut c = Collector::new(host.rootfs(), "host");
+    let processes = |c: &Collector, i: usize| {
+        let mut out = Vec::new();
+        c.write_prometheus(&mut out);
+        let name = format!("name=\"synth-{i}\"");
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("container_processes{") && l.contains(&name))
+            .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+    };
+    c.track(&host.container_info(0), t0, 1.0);
+    assert_eq!(
+        processes(&c, 0).as_deref(),
+        Some("1"),
+        "with the first reading"
+    );
+    assert_eq!(c.deadline(), None);
+    let t1 = t0 + Duration::from_millis(5);
+    c.track(&host.container_info(1), t1, 1.0);
+    c.track(&host.container_info(2), t1, 1.0);
+    assert_eq!(processes(&c, 1), None, "waits for the shared scan");
+    let due = c.deadline().expect("a scan is due");
+    assert_eq!(due, t0 + outlyer_agent::metrics::SCAN_NEW_AFTER);
+    c.scan_new(due - Duration::from_millis(1));
+    assert_eq!(processes(&c, 2), None, "not before the window ends");
+    c.scan_new(due);
+    assert_eq!(processes(&c, 1).as_deref(), Some("1"));
+    assert_eq!(processes(&c, 2).as_deref(), Some("1"));
+    assert_eq!(c.deadline(), None);
+}

@@ -54,6 +54,8 @@ pub struct Collector {
     /// (foreign PID namespace only), and when the first of them came.
     unscanned: Vec<Box<str>>,
     unscanned_since: Option<Instant>,
+    /// The last scan of the host's processes.
+    last_scan: Option<Instant>,
 }
 
 /// A collection cycle in progress.
@@ -71,10 +73,12 @@ struct Pending {
     busy: Duration,
 }
 
-/// How long after the first newly tracked container one scan of the host's
-/// processes finds the processes of all those tracked meanwhile (foreign
-/// PID namespace only): a listing of thousands costs a few scans, not one
-/// per container.
+/// At most one scan of the host's processes per this long for newly
+/// tracked containers (foreign PID namespace only): a container tracked
+/// after a quiet spell is scanned for at once, so its processes show with
+/// its first reading; those tracked within the window after a scan share
+/// the next one, so a listing of thousands costs a few scans, not one per
+/// container.
 pub const SCAN_NEW_AFTER: Duration = Duration::from_millis(200);
 
 impl Collector {
@@ -131,6 +135,7 @@ impl Collector {
             pending: None,
             unscanned: Vec::new(),
             unscanned_since: None,
+            last_scan: None,
         }
     }
 
@@ -179,10 +184,21 @@ impl Collector {
             None => return,
         };
         if self.foreign_pidns {
-            // Its processes come from the next scan, shared with every
-            // container tracked until then (at most SCAN_NEW_AFTER away).
-            self.unscanned.push(info.id.as_str().into());
-            self.unscanned_since.get_or_insert(now);
+            let quiet = self.unscanned.is_empty()
+                && self
+                    .last_scan
+                    .is_none_or(|t| now.saturating_duration_since(t) >= SCAN_NEW_AFTER);
+            if quiet {
+                // One scan for this container, so its processes show at once.
+                let found = pidscan::scan(&self.rootfs, &[info.id.as_str()], MAX_LOAD_TASKS);
+                self.containers[idx].pids = found.into_iter().next();
+                self.last_scan = Some(now);
+            } else {
+                // The next scan, shared with every container tracked until
+                // then (at most SCAN_NEW_AFTER away).
+                self.unscanned.push(info.id.as_str().into());
+                self.unscanned_since.get_or_insert(now);
+            }
         }
         self.collect_one(idx, (fresh.docker_ticks, fresh.online_cpus), now, unix_secs);
     }
@@ -205,7 +221,9 @@ impl Collector {
 
     /// When [`Collector::scan_new`] has work (foreign PID namespace only).
     pub fn deadline(&self) -> Option<Instant> {
-        self.unscanned_since.map(|t| t + SCAN_NEW_AFTER)
+        // The end of the window the last scan opened.
+        let since = self.unscanned_since?;
+        Some(self.last_scan.unwrap_or(since) + SCAN_NEW_AFTER)
     }
 
     /// One scan of the host's processes for every container tracked since
@@ -218,8 +236,13 @@ impl Collector {
         let ids = std::mem::take(&mut self.unscanned);
         let wanted: Vec<&str> = ids.iter().map(|id| &**id).collect();
         let found = pidscan::scan(&self.rootfs, &wanted, MAX_LOAD_TASKS);
+        self.last_scan = Some(now);
         for (id, counts) in wanted.iter().zip(found) {
             if let Some(t) = self.containers.iter_mut().find(|t| &*t.id == *id) {
+                // The first reading was taken without them: fill them in.
+                t.cur.processes = Some(counts.pids.len() as u64);
+                t.cur.threads = Some(counts.threads);
+                t.cur.runnable = Some(counts.runnable);
                 t.pids = Some(counts);
             }
         }
@@ -272,6 +295,7 @@ impl Collector {
             }
             self.unscanned.clear();
             self.unscanned_since = None;
+            self.last_scan = Some(now);
         }
         self.pending = Some(Pending {
             next: 0,

@@ -18,7 +18,7 @@ mod reading;
 mod state;
 mod tasks;
 
-pub use collector::Collector;
+pub use collector::{Collector, SCAN_NEW_AFTER};
 pub use files::{set_fd_limit, FD_RESERVE};
 pub use outlyer::{path_index, OUTLYER_PATHS};
 pub use prometheus::Cursor as PromCursor;
