@@ -592,17 +592,16 @@ fn a_cycle_read_in_slices_equals_one_read_at_once() {
 }
 
 /// In a PID namespace of its own (the scratch image) the agent finds a
-/// container's processes by scanning the host's: a container tracked after
-/// a quiet spell shows them with its first reading; a burst of containers
-/// shares one scan at the end of the window, not one scan each.
+/// container's processes by scanning the host's. Within the scan budget
+/// each new container is scanned for at once and shows its processes with
+/// its first reading; past the budget a burst shares one scan at the end of
+/// the window, not one scan each.
 #[test]
 fn foreign_pid_namespace_processes_show_at_once_and_bursts_share_a_scan() {
     let host = SyntheticHost::create(TreeOptions::new(TreeLayout::V2, 3)).unwrap();
     let link = host.rootfs().join("proc/self");
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink("1", &link).unwrap();
-    let t0 = Instant::now();
-    let mut c = Collector::new(host.rootfs(), "host");
     let processes = |c: &Collector, i: usize| {
         let mut out = Vec::new();
         c.write_prometheus(&mut out);
@@ -613,12 +612,24 @@ fn foreign_pid_namespace_processes_show_at_once_and_bursts_share_a_scan() {
             .find(|l| l.starts_with("container_processes{") && l.contains(&name))
             .map(|l| l.rsplit(' ').next().unwrap().to_owned())
     };
+    // A few containers on a small host: all within the budget.
+    let t0 = Instant::now();
+    let mut c = Collector::new(host.rootfs(), "host");
+    for i in 0..3 {
+        c.track(&host.container_info(i), t0, 1.0);
+        assert_eq!(
+            processes(&c, i).as_deref(),
+            Some("1"),
+            "with the first reading"
+        );
+    }
+    assert_eq!(c.deadline(), None);
+
+    // The budget spent (zero here): the first is scanned for, the rest wait.
+    let mut c = Collector::new(host.rootfs(), "host");
+    c.set_scan_budget(Duration::ZERO);
     c.track(&host.container_info(0), t0, 1.0);
-    assert_eq!(
-        processes(&c, 0).as_deref(),
-        Some("1"),
-        "with the first reading"
-    );
+    assert_eq!(processes(&c, 0).as_deref(), Some("1"));
     assert_eq!(c.deadline(), None);
     let t1 = t0 + Duration::from_millis(5);
     c.track(&host.container_info(1), t1, 1.0);

@@ -54,8 +54,13 @@ pub struct Collector {
     /// (foreign PID namespace only), and when the first of them came.
     unscanned: Vec<Box<str>>,
     unscanned_since: Option<Instant>,
-    /// The last scan of the host's processes.
-    last_scan: Option<Instant>,
+    /// The current window of scans for newly tracked containers: when it
+    /// began and how long its scans took.
+    scan_window: Option<(Instant, Duration)>,
+    /// Scan time per window that newly tracked containers may take at once.
+    scan_budget: Duration,
+    /// How long the last scan took (the next one is expected to cost as much).
+    scan_cost: Duration,
 }
 
 /// A collection cycle in progress.
@@ -73,13 +78,18 @@ struct Pending {
     busy: Duration,
 }
 
-/// At most one scan of the host's processes per this long for newly
-/// tracked containers (foreign PID namespace only): a container tracked
-/// after a quiet spell is scanned for at once, so its processes show with
-/// its first reading; those tracked within the window after a scan share
-/// the next one, so a listing of thousands costs a few scans, not one per
-/// container.
+/// Newly tracked containers' processes (foreign PID namespace only) are
+/// found by scans of the host's processes, accounted per window of this
+/// length: while the window's scans took less than [`SCAN_BUDGET`], a new
+/// container is scanned for at once (its processes show with its first
+/// reading); past that, those tracked in the rest of the window share one
+/// scan at its end. A window lasts at least ten times the last scan, so a
+/// few containers on a small host are all scanned for at once, and a
+/// listing of thousands on a host of thousands of processes costs about a
+/// tenth of the time in scans, not one scan per container.
 pub const SCAN_NEW_AFTER: Duration = Duration::from_millis(200);
+/// Scan time per window spent at once on newly tracked containers.
+pub const SCAN_BUDGET: Duration = Duration::from_millis(20);
 
 impl Collector {
     /// Discovers the hierarchies under `rootfs` (logs once what it found, and
@@ -135,7 +145,9 @@ impl Collector {
             pending: None,
             unscanned: Vec::new(),
             unscanned_since: None,
-            last_scan: None,
+            scan_window: None,
+            scan_budget: SCAN_BUDGET,
+            scan_cost: Duration::ZERO,
         }
     }
 
@@ -184,16 +196,23 @@ impl Collector {
             None => return,
         };
         if self.foreign_pidns {
-            let quiet = self.unscanned.is_empty()
-                && self
-                    .last_scan
-                    .is_none_or(|t| now.saturating_duration_since(t) >= SCAN_NEW_AFTER);
-            if quiet {
+            let (start, spent) = match self.scan_window {
+                Some((start, spent))
+                    if now.saturating_duration_since(start) < self.scan_window_len() =>
+                {
+                    (start, spent)
+                }
+                _ => (now, Duration::ZERO),
+            };
+            if self.unscanned.is_empty() && spent + self.scan_cost <= self.scan_budget {
                 // One scan for this container, so its processes show at once.
+                let t = Instant::now();
                 let found = pidscan::scan(&self.rootfs, &[info.id.as_str()], MAX_LOAD_TASKS);
                 self.containers[idx].pids = found.into_iter().next();
-                self.last_scan = Some(now);
+                self.scan_cost = t.elapsed();
+                self.scan_window = Some((start, spent + self.scan_cost));
             } else {
+                self.scan_window = Some((start, spent));
                 // The next scan, shared with every container tracked until
                 // then (at most SCAN_NEW_AFTER away).
                 self.unscanned.push(info.id.as_str().into());
@@ -219,11 +238,23 @@ impl Collector {
         }
     }
 
+    /// A window of scans for new containers: ten times the last scan, at
+    /// least [`SCAN_NEW_AFTER`].
+    fn scan_window_len(&self) -> Duration {
+        SCAN_NEW_AFTER.max(self.scan_cost * 10)
+    }
+
+    /// Sets the scan time per window newly tracked containers may take at
+    /// once (default [`SCAN_BUDGET`]; tests set zero to see a burst share).
+    pub fn set_scan_budget(&mut self, budget: Duration) {
+        self.scan_budget = budget;
+    }
+
     /// When [`Collector::scan_new`] has work (foreign PID namespace only).
     pub fn deadline(&self) -> Option<Instant> {
-        // The end of the window the last scan opened.
+        // The end of the current window.
         let since = self.unscanned_since?;
-        Some(self.last_scan.unwrap_or(since) + SCAN_NEW_AFTER)
+        Some(self.scan_window.map_or(since, |(start, _)| start) + self.scan_window_len())
     }
 
     /// One scan of the host's processes for every container tracked since
@@ -235,8 +266,11 @@ impl Collector {
         self.unscanned_since = None;
         let ids = std::mem::take(&mut self.unscanned);
         let wanted: Vec<&str> = ids.iter().map(|id| &**id).collect();
+        let t = Instant::now();
         let found = pidscan::scan(&self.rootfs, &wanted, MAX_LOAD_TASKS);
-        self.last_scan = Some(now);
+        // The shared scan opens the next window, and counts in it.
+        self.scan_cost = t.elapsed();
+        self.scan_window = Some((now, self.scan_cost));
         for (id, counts) in wanted.iter().zip(found) {
             if let Some(t) = self.containers.iter_mut().find(|t| &*t.id == *id) {
                 // The first reading was taken without them: fill them in.
@@ -289,13 +323,14 @@ impl Collector {
         host_values(&mut self.host.values, &self.host.cur, &self.host.prev);
         if self.foreign_pidns {
             let ids: Vec<&str> = self.containers.iter().map(|t| &*t.id).collect();
+            let t = Instant::now();
             let found = pidscan::scan(&self.rootfs, &ids, MAX_LOAD_TASKS);
+            self.scan_cost = t.elapsed();
             for (t, counts) in self.containers.iter_mut().zip(found) {
                 t.pids = Some(counts);
             }
             self.unscanned.clear();
             self.unscanned_since = None;
-            self.last_scan = Some(now);
         }
         self.pending = Some(Pending {
             next: 0,
