@@ -68,7 +68,7 @@ pub struct DockerSync {
     /// Whether `/info` is requested on the next connect.
     want_info: bool,
     /// Ids reported running (added and not removed since).
-    known: HashSet<String>,
+    known: IdSet,
     /// Ids with an inspection queued or in flight whose answer is wanted.
     pending: HashSet<String>,
     /// The first list after a (re)connect is a sync, later ones are checks.
@@ -94,7 +94,7 @@ impl DockerSync {
             actions: VecDeque::new(),
             up: false,
             want_info: true,
-            known: HashSet::new(),
+            known: IdSet::default(),
             pending: HashSet::new(),
             synced: false,
             listed_once: false,
@@ -360,8 +360,7 @@ impl DockerSync {
         let mut gone: Vec<String> = self
             .known
             .iter()
-            .filter(|id| !running.contains(id.as_str()) && !self.pending.contains(*id))
-            .cloned()
+            .filter(|id| !running.contains(id.as_str()) && !self.pending.contains(id))
             .collect();
         gone.sort_unstable();
         for id in gone {
@@ -414,7 +413,11 @@ impl DockerSync {
             debug!("docker: {} is not running", short_id(id));
             return;
         }
-        self.known.insert(inspected.info.id.clone());
+        self.known.insert(&inspected.info.id);
+        if self.pending.is_empty() && self.pending.capacity() > 64 {
+            // A big listing is absorbed: its inspection set goes.
+            self.pending.shrink_to_fit();
+        }
         self.actions
             .push_back(Action::Change(Change::Added(inspected.info)));
     }
@@ -462,5 +465,98 @@ impl DockerSync {
             self.actions
                 .push_back(Action::Send(Request::Inspect(id.to_owned())));
         }
+    }
+}
+
+/// Container ids: the usual 64 lower-case hex digits packed into 32 bytes
+/// (a tenth of a `String`'s cost at ten thousand containers), any other id
+/// kept as text.
+#[derive(Debug, Default)]
+struct IdSet {
+    packed: HashSet<[u8; 32]>,
+    other: HashSet<Box<str>>,
+}
+
+fn pack(id: &str) -> Option<[u8; 32]> {
+    let b = id.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 32];
+    for (i, pair) in b.chunks_exact(2).enumerate() {
+        out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+fn unpack(p: &[u8; 32]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(64);
+    for b in p {
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+impl IdSet {
+    fn insert(&mut self, id: &str) -> bool {
+        match pack(id) {
+            Some(p) => self.packed.insert(p),
+            None => self.other.insert(id.into()),
+        }
+    }
+
+    fn remove(&mut self, id: &str) -> bool {
+        match pack(id) {
+            Some(p) => self.packed.remove(&p),
+            None => self.other.remove(id),
+        }
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        match pack(id) {
+            Some(p) => self.packed.contains(&p),
+            None => self.other.contains(id),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.packed.len() + self.other.len()
+    }
+
+    /// Every id, as text.
+    fn iter(&self) -> impl Iterator<Item = String> + '_ {
+        self.packed
+            .iter()
+            .map(unpack)
+            .chain(self.other.iter().map(|s| s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_pack_and_come_back_as_they_were() {
+        let hex = "0123456789abcdef".repeat(4);
+        let mut set = IdSet::default();
+        assert!(set.insert(&hex));
+        assert!(!set.insert(&hex));
+        assert!(set.insert("my-task"));
+        assert!(set.insert(&hex.to_uppercase()), "not packed: kept as given");
+        assert!(set.contains(&hex) && set.contains("my-task"));
+        assert!(!set.contains(&hex[..63]));
+        let mut all: Vec<String> = set.iter().collect();
+        all.sort();
+        assert_eq!(all, [hex.to_uppercase(), hex.clone(), "my-task".to_owned()]);
+        assert!(set.remove(&hex) && !set.contains(&hex));
+        assert_eq!(set.len(), 2);
     }
 }
