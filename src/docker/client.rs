@@ -251,6 +251,9 @@ impl DockerClient {
             return;
         }
         let Some(request) = self.queue.pop_front() else {
+            if self.queue.capacity() > 64 {
+                self.queue.shrink_to_fit();
+            }
             return;
         };
         self.send(registry, request, false, now, out);

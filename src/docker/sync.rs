@@ -108,7 +108,13 @@ impl DockerSync {
 
     /// The next thing to do, oldest first.
     pub fn next_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let next = self.actions.pop_front();
+        if next.is_none() && self.actions.capacity() > 64 {
+            // A listing queued an inspection per container: that room
+            // (an action holds a whole container's record) goes.
+            self.actions.shrink_to_fit();
+        }
+        next
     }
 
     /// True while the daemon answers.
