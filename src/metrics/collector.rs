@@ -5,7 +5,7 @@
 use super::files::{self, ReadBuf, Src};
 use super::open::{self, f, HostFiles};
 use super::outlyer::{container_values, host_values, HostContext, Values};
-use super::pidscan;
+use super::pidscan::{self, PidCounts};
 use super::prometheus::{self, Cursor as PromCursor, View};
 use super::read::{read_container, read_host, ReadMode};
 use super::reading::HostReading;
@@ -14,6 +14,7 @@ use super::tasks::MAX_LOAD_TASKS;
 use crate::cgroup::mounts::{self, Hierarchies, Layout};
 use crate::cgroup::parse as cg;
 use crate::registry::ContainerInfo;
+use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -206,10 +207,8 @@ impl Collector {
             };
             if self.unscanned.is_empty() && spent + self.scan_cost <= self.scan_budget {
                 // One scan for this container, so its processes show at once.
-                let t = Instant::now();
-                let found = pidscan::scan(&self.rootfs, &[info.id.as_str()], MAX_LOAD_TASKS);
+                let found = timed_scan(&self.rootfs, &[info.id.as_str()], &mut self.scan_cost);
                 self.containers[idx].pids = found.into_iter().next();
-                self.scan_cost = t.elapsed();
                 self.scan_window = Some((start, spent + self.scan_cost));
             } else {
                 self.scan_window = Some((start, spent));
@@ -266,13 +265,12 @@ impl Collector {
         self.unscanned_since = None;
         let ids = std::mem::take(&mut self.unscanned);
         let wanted: Vec<&str> = ids.iter().map(|id| &**id).collect();
-        let t = Instant::now();
-        let found = pidscan::scan(&self.rootfs, &wanted, MAX_LOAD_TASKS);
+        let found = timed_scan(&self.rootfs, &wanted, &mut self.scan_cost);
         // The shared scan opens the next window, and counts in it.
-        self.scan_cost = t.elapsed();
         self.scan_window = Some((now, self.scan_cost));
-        for (id, counts) in wanted.iter().zip(found) {
-            if let Some(t) = self.containers.iter_mut().find(|t| &*t.id == *id) {
+        let mut found: HashMap<&str, PidCounts> = wanted.into_iter().zip(found).collect();
+        for t in &mut self.containers {
+            if let Some(counts) = found.remove(&*t.id) {
                 // The first reading was taken without them: fill them in.
                 t.cur.processes = Some(counts.pids.len() as u64);
                 t.cur.threads = Some(counts.threads);
@@ -323,9 +321,7 @@ impl Collector {
         host_values(&mut self.host.values, &self.host.cur, &self.host.prev);
         if self.foreign_pidns {
             let ids: Vec<&str> = self.containers.iter().map(|t| &*t.id).collect();
-            let t = Instant::now();
-            let found = pidscan::scan(&self.rootfs, &ids, MAX_LOAD_TASKS);
-            self.scan_cost = t.elapsed();
+            let found = timed_scan(&self.rootfs, &ids, &mut self.scan_cost);
             for (t, counts) in self.containers.iter_mut().zip(found) {
                 t.pids = Some(counts);
             }
@@ -395,6 +391,9 @@ impl Collector {
         if cycle % SPEC_EVERY == 0 && !reopened {
             t.refresh_spec(&mut self.buf, v2, self.hier.memory_enabled);
         }
+        // A container found gone makes its unusable reads count for nothing
+        // (a cgroup being removed is no fault).
+        let unusable = self.buf.unusable;
         match read_container(
             &t.files,
             &t.spec,
@@ -420,7 +419,10 @@ impl Collector {
                 (r.host_ticks, r.online_cpus) = host;
                 t.record(r, now, unix_secs);
             }
-            None => t.vanished(cycle),
+            None => {
+                self.buf.unusable = unusable;
+                t.vanished(cycle);
+            }
         }
     }
 
@@ -582,4 +584,12 @@ impl Collector {
     pub fn last_cycle_seconds(&self) -> Option<f64> {
         self.last_cycle_secs
     }
+}
+
+/// One scan of the host's processes for `ids`; `cost` takes how long it took.
+fn timed_scan(rootfs: &Path, ids: &[&str], cost: &mut Duration) -> Vec<PidCounts> {
+    let started = Instant::now();
+    let found = pidscan::scan(rootfs, ids, MAX_LOAD_TASKS);
+    *cost = started.elapsed();
+    found
 }

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -35,24 +35,19 @@ pub fn set_fd_limit(limit: u64) {
     FD_CEILING.store(ceiling as i32, Ordering::Relaxed);
 }
 
+/// Whether the collector may keep `fd` open (it is below the ceiling).
+pub(crate) fn may_keep(fd: &impl AsRawFd) -> bool {
+    fd.as_raw_fd() < FD_CEILING.load(Ordering::Relaxed)
+}
+
 /// `fd` if the collector may keep it; else it is closed and counted as a
 /// lack of descriptors.
 pub(crate) fn keep<F: AsRawFd>(fd: F) -> Option<F> {
-    if fd.as_raw_fd() >= FD_CEILING.load(Ordering::Relaxed) {
+    if !may_keep(&fd) {
         FD_EXHAUSTED.store(true, Ordering::Relaxed);
         return None;
     }
     Some(fd)
-}
-
-/// The current ceiling (descriptors below it may be kept).
-pub(crate) fn ceiling() -> i32 {
-    FD_CEILING.load(Ordering::Relaxed)
-}
-
-/// [`keep`] for the `O_PATH` directory handles.
-pub(crate) fn keep_handle(fd: OwnedFd) -> Option<OwnedFd> {
-    keep(fd)
 }
 
 /// True (once) when an open failed for lack of file descriptors since the last call.

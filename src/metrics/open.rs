@@ -199,7 +199,7 @@ impl SpecDirs {
         let handle = |p: &Option<PathBuf>| {
             p.as_deref()
                 .and_then(|p| sys::open_dir_handle(p).ok())
-                .and_then(files::keep_handle)
+                .and_then(files::keep)
         };
         if v2 {
             SpecDirs([handle(&d.unified), None, None])

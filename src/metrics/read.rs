@@ -109,26 +109,8 @@ pub(super) struct ReadMode<'a> {
     pub process_fingerprints: bool,
 }
 
-/// Reads every per-cycle file of a container. `None` when it is gone (its
-/// unusable reads then count for nothing: a cgroup being removed is no fault).
+/// Reads every per-cycle file of a container. `None` when it is gone.
 pub(super) fn read_container(
-    fl: &[Src],
-    spec: &Spec,
-    task_cache: &mut TaskCache,
-    detail: &mut Detail,
-    buf: &mut ReadBuf,
-    path_buf: &mut String,
-    mode: ReadMode<'_>,
-) -> Option<Reading> {
-    let before = buf.unusable;
-    let r = read_container_files(fl, spec, task_cache, detail, buf, path_buf, mode);
-    if r.is_none() {
-        buf.unusable = before;
-    }
-    r
-}
-
-fn read_container_files(
     fl: &[Src],
     spec: &Spec,
     task_cache: &mut TaskCache,

@@ -7,7 +7,6 @@ use crate::cgroup::parse as cg;
 use crate::procfs::parse as pp;
 use std::fmt::Write as _;
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
@@ -86,8 +85,8 @@ fn read_task_stat(
             let file = File::open(path_buf.as_str()).ok()?;
             let n = file.read_at(stat, 0).ok()?;
             cache.entries.retain(|e| e.0 != tid);
-            let keep = file.as_raw_fd() < super::files::ceiling();
-            if keep && cache.entries.len() < MAX_CACHED_TASKS {
+            // A task's fd is only a cache: past the ceiling it is not kept.
+            if super::files::may_keep(&file) && cache.entries.len() < MAX_CACHED_TASKS {
                 cache.entries.push((tid, file, generation));
             }
             n
