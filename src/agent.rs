@@ -186,7 +186,7 @@ impl Agent {
         }
         info!("{}", self.registry.self_identity.describe());
         let now = Instant::now();
-        self.sync.connect(now);
+        self.sync.connect();
         self.pump_docker(now);
         let mut events = Events::with_capacity(256);
         loop {
@@ -533,8 +533,8 @@ impl Agent {
             collector: &self.collector,
             uploader: self.uploader.as_ref(),
             containers: self.registry.len(),
-            docker_up: self.sync.is_up(),
-            ready: self.sync.readiness(now),
+            docker: &self.sync,
+            now,
         };
         server.ready(self.poll.registry(), token, now, &mut pages);
     }
@@ -545,8 +545,8 @@ impl Agent {
             collector: &self.collector,
             uploader: self.uploader.as_ref(),
             containers: self.registry.len(),
-            docker_up: self.sync.is_up(),
-            ready: self.sync.readiness(Instant::now()),
+            docker: &self.sync,
+            now: Instant::now(),
         }
     }
 }

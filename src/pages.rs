@@ -3,6 +3,9 @@
 //! uploader's own families), answered from the agent's state without
 //! touching the event loop.
 
+use std::time::Instant;
+
+use crate::docker::sync::DockerSync;
 use crate::metrics::{exposition, Collector};
 use crate::server::{self, Body, Handler, Response, StreamState};
 use crate::upload::Uploader;
@@ -13,9 +16,9 @@ pub struct Pages<'a> {
     pub collector: &'a Collector,
     pub uploader: Option<&'a Uploader>,
     pub containers: usize,
-    pub docker_up: bool,
-    /// `/readyz`: ready, or why not.
-    pub ready: Result<(), String>,
+    /// Whether Docker answers, and `/readyz`'s answer.
+    pub docker: &'a DockerSync,
+    pub now: Instant,
 }
 
 /// A /metrics response goes out in pieces of about this many bytes.
@@ -34,7 +37,7 @@ impl Pages<'_> {
         {
             return;
         }
-        write_agent_families(out, self.containers, self.docker_up);
+        write_agent_families(out, self.containers, self.docker.is_up());
         if let Some(u) = self.uploader {
             u.write_prometheus(out);
         }
@@ -44,7 +47,9 @@ impl Pages<'_> {
 
 impl Handler for Pages<'_> {
     fn route(&mut self, req: &server::Request<'_>) -> Response {
-        route(req.method, req.path, self.fingerprint, &self.ready)
+        route(req.method, req.path, self.fingerprint, || {
+            self.docker.readiness(self.now)
+        })
     }
 
     fn produce(&mut self, stream: &mut StreamState, out: &mut Vec<u8>) {
@@ -58,7 +63,7 @@ fn route(
     method: &str,
     path: &str,
     fingerprint: Option<&str>,
-    ready: &Result<(), String>,
+    ready: impl FnOnce() -> Result<(), String>,
 ) -> Response {
     let path = path.split('?').next().unwrap_or(path);
     if !matches!(path, "/" | "/metrics" | "/healthz" | "/readyz") {
@@ -81,7 +86,7 @@ fn route(
             ),
         },
         "/healthz" => Response::text(200, "ok\n"),
-        "/readyz" => match ready {
+        "/readyz" => match ready() {
             Ok(()) => Response::text(200, "ready\n"),
             Err(why) => Response::text(503, format!("not ready: {why}\n")),
         },

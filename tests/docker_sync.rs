@@ -101,12 +101,24 @@ fn added_pid(c: &Change) -> Option<(String, u32)> {
     }
 }
 
+/// Connected to an API 1.41 daemon, the events stream open, the container
+/// list requested (and the actions so far drained).
+fn listing(t: Instant) -> DockerSync {
+    let mut s = DockerSync::new();
+    s.set_want_info(false);
+    s.connect();
+    s.handle(version("1.41"), t);
+    s.handle(Output::EventsOpen { status: 200 }, t);
+    drain(&mut s);
+    s
+}
+
 /// Connects to an API 1.41 daemon whose list holds `running`, inspects
 /// them all (pids 100 + n) and returns the sync, synced.
 fn synced(t: Instant, running: &[u8]) -> DockerSync {
     let mut s = DockerSync::new();
     s.set_want_info(false);
-    s.connect(t);
+    s.connect();
     assert_eq!(drain(&mut s), vec![Action::Send(Request::Version)]);
     s.handle(version("1.41"), t);
     let a = drain(&mut s);
@@ -158,7 +170,7 @@ fn first_sync_inspects_each_running_container_once_and_adds_it() {
 fn old_daemons_are_listed_without_waiting_for_an_events_head() {
     let t = Instant::now();
     let mut s = DockerSync::new();
-    s.connect(t);
+    s.connect();
     drain(&mut s);
     s.handle(version("1.19"), t);
     let a = drain(&mut s);
@@ -206,12 +218,7 @@ fn info_reply_and_failure_both_report_the_daemon() {
 #[test]
 fn an_event_before_the_list_finishes_is_not_lost_or_doubled() {
     let t = Instant::now();
-    let mut s = DockerSync::new();
-    s.set_want_info(false);
-    s.connect(t);
-    s.handle(version("1.41"), t);
-    s.handle(Output::EventsOpen { status: 200 }, t);
-    drain(&mut s);
+    let mut s = listing(t);
     // Container 5 starts while the list is in flight; the list then shows it.
     s.handle(event(EventAction::Start, 5, Some("c5")), t);
     assert_eq!(inspections(&drain(&mut s)), vec![id(5)]);
@@ -247,11 +254,7 @@ fn an_event_before_the_list_finishes_is_not_lost_or_doubled() {
 #[test]
 fn inspect_404_and_errors_drop_the_container_quietly_and_the_sync_completes() {
     let t = Instant::now();
-    let mut s = DockerSync::new();
-    s.set_want_info(false);
-    s.connect(t);
-    s.handle(version("1.41"), t);
-    s.handle(Output::EventsOpen { status: 200 }, t);
+    let mut s = listing(t);
     s.handle(list(&[1, 2, 3]), t);
     drain(&mut s);
     s.handle(
@@ -453,7 +456,7 @@ fn a_daemon_that_answers_version_but_fails_the_list_keeps_backing_off() {
     let mut s = DockerSync::new();
     s.set_want_info(false);
     let mut at = t;
-    s.connect(at);
+    s.connect();
     let mut waits = Vec::new();
     for _ in 0..4 {
         drain(&mut s);
@@ -510,7 +513,7 @@ fn a_reappearing_socket_cuts_the_backoff_short() {
 fn unusable_version_reply_is_the_daemon_down() {
     let t = Instant::now();
     let mut s = DockerSync::new();
-    s.connect(t);
+    s.connect();
     drain(&mut s);
     s.handle(ok(Request::Version, "<html>".into()), t);
     assert_eq!(drain(&mut s), vec![Action::Reset, Action::Unavailable]);
@@ -525,7 +528,7 @@ fn ready_after_a_complete_list_and_until_the_daemon_is_away_too_long() {
         s.readiness(t),
         Err("no container list yet: waiting for the Docker API".into())
     );
-    s.connect(t);
+    s.connect();
     s.handle(Output::Down("connection refused".into()), t);
     assert_eq!(
         s.readiness(t + Duration::from_secs(7)),

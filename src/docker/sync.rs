@@ -176,7 +176,7 @@ impl DockerSync {
     }
 
     /// First contact: ask the daemon's version.
-    pub fn connect(&mut self, _now: Instant) {
+    pub fn connect(&mut self) {
         self.synced = false;
         self.list_in_flight = false;
         self.pending.clear();
@@ -197,7 +197,7 @@ impl DockerSync {
     pub fn tick(&mut self, now: Instant) {
         if self.reconnect_at.is_some_and(|t| t <= now) {
             self.reconnect_at = None;
-            self.connect(now);
+            self.connect();
         }
         if self.next_relist.is_some_and(|t| t <= now) {
             self.next_relist = Some(now + RELIST_EVERY);
