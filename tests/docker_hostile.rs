@@ -102,17 +102,6 @@ fn answer(mut conn: UnixStream, mode: Mode, stop: &AtomicBool, sent: &AtomicU64)
     }
 }
 
-fn vm_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// The agent's RSS cap under a hostile reply: a reply body is held up to
 /// `MAX_REPLY_BODY` (32 MiB), a head up to 16 KiB; the rest of the agent
 /// is a few MiB.
@@ -146,7 +135,7 @@ fn hostile_replies_are_bounded_logged_once_and_survived() {
         let mut max_rss = 0;
         let mut scrapes = 0;
         while start.elapsed() < Duration::from_secs(4) {
-            max_rss = max_rss.max(vm_rss_kib(agent.pid()));
+            max_rss = max_rss.max(status_kib(agent.pid(), "VmRSS"));
             let (status, _) = http_get(&agent.addr, "/metrics");
             assert_eq!(status, 200, "{mode:?}: /metrics during the fault");
             scrapes += 1;
@@ -218,25 +207,10 @@ fn hostile_replies_are_bounded_logged_once_and_survived() {
 
 /// `promtool check metrics` on `body`, when promtool is installed.
 fn promtool_check(body: &str) {
-    let Ok(mut child) = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-    else {
+    let Some((_, text)) = promtool_report(body) else {
         println!("promtool not installed: skipped");
         return;
     };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     // Lint warnings (counter names, units) are not format errors.
     assert!(
         !text.contains("error while linting") && !text.contains("parsing error"),

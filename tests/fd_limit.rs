@@ -52,7 +52,7 @@ fn out_of_descriptors_the_agent_still_answers_and_lists_every_container() {
     let (status, body) = http_get(&addr, "/metrics");
     assert_eq!(status, 200);
     let pid = agent.id();
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count()) as u64;
+    let fds = open_fds(pid) as u64;
     let _ = agent.kill();
     let _ = agent.wait();
     let text = std::fs::read_to_string(&log).unwrap_or_default();

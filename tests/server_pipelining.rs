@@ -23,12 +23,6 @@ const FLOODERS: usize = 100;
 const PIPELINED: usize = 50;
 const SCRAPES: usize = 30;
 
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
 fn scrape(addr: SocketAddr) -> Result<Duration, String> {
     let start = Instant::now();
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))

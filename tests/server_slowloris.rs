@@ -21,12 +21,6 @@ const SCRAPES: usize = 200;
 /// machine and a debug build.
 const P99_BOUND: Duration = Duration::from_millis(200);
 
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
 /// One dribbling connection: the bytes of an endless request head, one a
 /// second, from a random-ish phase.
 struct Dribbler {

@@ -1119,6 +1119,24 @@ impl Drop for PrivateDockerd {
     }
 }
 
+/// Descriptors a process has open now.
+pub fn open_fds(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `RssAnon`, ...), in KiB; 0
+/// when unreadable.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// `promtool check metrics` over `text`: whether it exited 0, and what it
 /// printed (stdout then stderr). `None` when promtool is not installed
 /// (Debian package `prometheus`); callers decide whether that skips or fails.
