@@ -16,6 +16,7 @@
 # spawns the binary and reads /proc).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+command -v jq >/dev/null || { echo "compare-builds: needs jq (apt-get install jq)" >&2; exit 1; }
 ROOT=$PWD
 A=${1:?usage: compare-builds.sh REV_A REV_B [ROUNDS]}
 B=${2:?usage: compare-builds.sh REV_A REV_B [ROUNDS]}

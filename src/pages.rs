@@ -1,4 +1,4 @@
-//! The routes of the :8000 server: `/` (the host fingerprint), `/healthz`
+//! The routes of the :8000 server: `/` (the host fingerprint), `/healthz`, `/readyz`
 //! and `/metrics` (the collector's Prometheus view, then the agent's and the
 //! uploader's own families), answered from the agent's state without
 //! touching the event loop.
