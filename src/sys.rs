@@ -210,3 +210,25 @@ pub fn inotify_watch(dir: &std::ffi::CStr, mask: u32) -> io::Result<std::fs::Fil
     }
     Ok(std::fs::File::from(fd))
 }
+
+/// A fresh non-blocking inotify descriptor with no watch yet.
+pub fn inotify_new() -> io::Result<std::fs::File> {
+    // SAFETY: a plain syscall; the descriptor is owned right below.
+    let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor nobody else owns.
+    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw) }))
+}
+
+/// Adds (or, for an inode already watched, updates) a watch on `path`;
+/// returns its watch descriptor.
+pub fn inotify_add(fd: &impl AsRawFd, path: &std::ffi::CStr, mask: u32) -> io::Result<i32> {
+    // SAFETY: `path` is NUL-terminated and outlives the call; `fd` is open.
+    let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), mask) };
+    if wd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(wd)
+}

@@ -4,3 +4,4 @@ pub mod mounts;
 pub mod parse;
 pub mod resolve;
 pub mod runtime;
+pub mod tree;
