@@ -7,7 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::config::Config;
+use crate::cgroup_source::{self, CgroupSource};
+use crate::config::{Config, RuntimeChoice};
 use crate::docker::client::{DockerClient, Output};
 use crate::docker::socket_watch::SocketWatch;
 use crate::docker::sync::{Action, DockerSync};
@@ -25,6 +26,7 @@ const LISTENER: Token = Token(1);
 const DOCKER_API: Token = Token(2);
 const DOCKER_EVENTS: Token = Token(3);
 const SOCKET_WATCH: Token = Token(4);
+const CGROUP_TREE: Token = Token(5);
 const CONNECTIONS: usize = 16;
 /// The uploader's tokens start after the server's connection slots.
 const UPLOAD_BASE: usize = CONNECTIONS + crate::server::MAX_CONNECTIONS;
@@ -68,6 +70,10 @@ pub struct Agent {
     /// The socket's directory, watched: a reappearing socket ends the
     /// backoff at once.
     socket_watch: Option<SocketWatch>,
+    /// The Docker API source runs (`--runtime` auto with a socket, docker, podman).
+    docker_api: bool,
+    /// The cgroup-tree source (containerd, CRI-O), when it runs.
+    cgroups: Option<CgroupSource>,
     registry: Registry,
     collector: Collector,
     host_id: Option<String>,
@@ -125,18 +131,42 @@ impl Agent {
         let registry = Registry::new(SelfIdentity::detect(), kubernetes);
         let mut collector = Collector::new(&cfg.rootfs, fingerprint.as_deref().unwrap_or(""));
         collector.set_tcp_states(cfg.tcp_states);
+        let (docker_api, tree_settings) = choose_sources(&cfg);
+        let cgroups = match tree_settings {
+            Some(s) => match CgroupSource::new(collector.hierarchies(), &s) {
+                Ok(src) => {
+                    poll.registry().register(
+                        &mut SourceFd(&src.raw_fd()),
+                        CGROUP_TREE,
+                        Interest::READABLE,
+                    )?;
+                    Some(src)
+                }
+                Err(e) => {
+                    warn!("cgroups: cannot watch the cgroup tree ({e}); containerd and CRI-O containers are not seen");
+                    None
+                }
+            },
+            None => None,
+        };
         let docker = DockerClient::new(cfg.docker_socket.clone(), DOCKER_API, DOCKER_EVENTS);
-        let socket_watch = match SocketWatch::new(&cfg.docker_socket) {
-            Ok(w) => {
-                let fd = w.raw_fd();
-                poll.registry()
-                    .register(&mut SourceFd(&fd), SOCKET_WATCH, Interest::READABLE)?;
-                Some(w)
-            }
-            Err(e) => {
-                debug!("docker: not watching the socket's directory ({e}); reconnecting on backoff only");
-                None
-            }
+        let socket_watch = match docker_api.then(|| SocketWatch::new(&cfg.docker_socket)) {
+            None => None,
+            Some(w) => match w {
+                Ok(w) => {
+                    let fd = w.raw_fd();
+                    poll.registry().register(
+                        &mut SourceFd(&fd),
+                        SOCKET_WATCH,
+                        Interest::READABLE,
+                    )?;
+                    Some(w)
+                }
+                Err(e) => {
+                    debug!("docker: not watching the socket's directory ({e}); reconnecting on backoff only");
+                    None
+                }
+            },
         };
         let now = Instant::now();
         let once = cfg.once.then_some(Once::ExpectSync {
@@ -152,6 +182,8 @@ impl Agent {
             docker,
             sync: DockerSync::new(),
             socket_watch,
+            docker_api,
+            cgroups,
             registry,
             collector,
             host_id,
@@ -170,9 +202,8 @@ impl Agent {
             info!("listening on {}", s.local_addr);
         }
         info!(
-            "starting: rootfs {}, docker {}, interval {}s, {} mode",
+            "starting: rootfs {}, interval {}s, {} mode",
             self.cfg.rootfs.display(),
-            self.cfg.docker_socket.display(),
             self.cfg.interval.as_secs(),
             if self.cfg.agent_key.is_some() {
                 "upload"
@@ -186,8 +217,19 @@ impl Agent {
         }
         info!("{}", self.registry.self_identity.describe());
         let now = Instant::now();
-        self.sync.connect();
-        self.pump_docker(now);
+        if let Some(c) = self.cgroups.as_mut() {
+            c.walk(now);
+        }
+        info!("{}", self.describe_sources());
+        if self.docker_api {
+            self.sync.connect();
+            self.pump_docker(now);
+        }
+        self.pump_cgroups(now);
+        if !self.docker_api {
+            // No Docker daemon to learn the host's identity from.
+            self.start_uploader(now);
+        }
         let mut events = Events::with_capacity(256);
         loop {
             let now = Instant::now();
@@ -217,6 +259,12 @@ impl Agent {
                         if self.socket_watch.as_mut().is_some_and(SocketWatch::drain) {
                             self.sync.socket_appeared(now);
                         }
+                    }
+                    CGROUP_TREE => {
+                        if let Some(c) = self.cgroups.as_mut() {
+                            c.ready(now);
+                        }
+                        self.pump_cgroups(now);
                     }
                     t @ (DOCKER_API | DOCKER_EVENTS) => {
                         self.docker
@@ -270,6 +318,7 @@ impl Agent {
         };
         consider(self.collector.deadline());
         consider(self.sync.deadline());
+        consider(self.cgroups.as_ref().and_then(CgroupSource::deadline));
         consider(self.docker.deadline());
         consider(self.server.as_ref().and_then(Server::next_deadline));
         consider(self.uploader.as_ref().and_then(Uploader::next_deadline));
@@ -292,6 +341,10 @@ impl Agent {
         self.pump_docker(now);
         self.sync.tick(now);
         self.pump_docker(now);
+        if let Some(c) = self.cgroups.as_mut() {
+            c.tick(now);
+            self.pump_cgroups(now);
+        }
         self.collector.scan_new(now);
         if self.next_collect <= now {
             self.cycle_unix = unix_now();
@@ -331,8 +384,10 @@ impl Agent {
     fn step_once(&mut self, now: Instant) -> io::Result<bool> {
         match self.once {
             Some(Once::ExpectSync { until }) => {
-                let synced = self.sync.is_synced() && !self.docker.is_busy();
-                let gave_up = self.sync.is_down();
+                let tree_synced = self.cgroups.as_ref().is_none_or(CgroupSource::is_synced);
+                let synced = tree_synced
+                    && (!self.docker_api || (self.sync.is_synced() && !self.docker.is_busy()));
+                let gave_up = self.docker_api && self.sync.is_down();
                 if synced || gave_up || until <= now {
                     if !synced {
                         warn!("--once: reading without a complete container list from Docker");
@@ -406,15 +461,73 @@ impl Agent {
             }
             // Without Docker the uploader starts with what is known locally.
             Action::Unavailable => self.start_uploader(now),
-            Action::Change(change) => {
-                let mut followers = Followers {
-                    registry: &mut self.registry,
-                    collector: &mut self.collector,
-                    uploader: self.uploader.as_mut(),
-                    rootfs: &self.cfg.rootfs,
-                };
-                followers.apply(change, now, unix_now());
+            Action::Change(change) => self.apply(change, now),
+        }
+    }
+
+    fn apply(&mut self, change: crate::source::Change, now: Instant) {
+        let mut followers = Followers {
+            registry: &mut self.registry,
+            collector: &mut self.collector,
+            uploader: self.uploader.as_mut(),
+            rootfs: &self.cfg.rootfs,
+        };
+        followers.apply(change, now, unix_now());
+    }
+
+    // ---- cgroup tree --------------------------------------------------
+
+    /// Applies what the cgroup-tree source learned.
+    fn pump_cgroups(&mut self, now: Instant) {
+        while let Some(change) = self.cgroups.as_mut().and_then(CgroupSource::next_change) {
+            self.apply(change, now);
+        }
+    }
+
+    /// The one start-up line naming the container sources.
+    fn describe_sources(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if self.docker_api {
+            parts.push(format!(
+                "the Docker API at {}",
+                self.cfg.docker_socket.display()
+            ));
+        }
+        if let Some(c) = &self.cgroups {
+            let mut runtimes: Vec<String> = Vec::new();
+            for (name, dir, on) in [
+                (
+                    "containerd",
+                    &self.cfg.containerd_state,
+                    tree_wants(&self.cfg, RuntimeChoice::Containerd),
+                ),
+                (
+                    "CRI-O",
+                    &self.cfg.crio_state,
+                    tree_wants(&self.cfg, RuntimeChoice::Crio),
+                ),
+            ] {
+                if on {
+                    let state = if dir.is_dir() {
+                        ""
+                    } else {
+                        ", missing: containers are named by their cgroups alone"
+                    };
+                    runtimes.push(format!("{name} files at {}{state}", dir.display()));
+                }
             }
+            parts.push(format!(
+                "the cgroup tree at {} ({}), {} containers, {} directories watched",
+                c.mount().display(),
+                runtimes.join("; "),
+                c.known(),
+                c.watches()
+            ));
+        }
+        if parts.is_empty() {
+            "container sources: none".to_owned()
+        } else {
+            format!("container sources: {}", parts.join("; "))
         }
     }
 
@@ -533,7 +646,9 @@ impl Agent {
             collector: &self.collector,
             uploader: self.uploader.as_ref(),
             containers: self.registry.len(),
-            docker: &self.sync,
+            docker: self.docker_api.then_some(&self.sync),
+            tree_synced: self.cgroups.as_ref().map(CgroupSource::is_synced),
+            docker_socket: &self.cfg.docker_socket,
             now,
         };
         server.ready(self.poll.registry(), token, now, &mut pages);
@@ -545,7 +660,9 @@ impl Agent {
             collector: &self.collector,
             uploader: self.uploader.as_ref(),
             containers: self.registry.len(),
-            docker: &self.sync,
+            docker: self.docker_api.then_some(&self.sync),
+            tree_synced: self.cgroups.as_ref().map(CgroupSource::is_synced),
+            docker_socket: &self.cfg.docker_socket,
             now: Instant::now(),
         }
     }
@@ -557,4 +674,36 @@ fn signal_name(sig: i32) -> &'static str {
         libc::SIGINT => "SIGINT",
         _ => "a signal",
     }
+}
+
+/// Whether the cgroup-tree source reads `runtime`'s files under `--runtime`.
+fn tree_wants(cfg: &Config, runtime: RuntimeChoice) -> bool {
+    match cfg.runtime {
+        RuntimeChoice::Auto => match runtime {
+            RuntimeChoice::Containerd => cfg.containerd_state.is_dir(),
+            RuntimeChoice::Crio => cfg.crio_state.is_dir(),
+            _ => false,
+        },
+        chosen => chosen == runtime,
+    }
+}
+
+/// Which sources run: the Docker API (true) and the cgroup tree (its
+/// settings). Under `auto` the Docker API always runs (a daemon may start
+/// after the agent; an absent socket costs a watch on its directory), and
+/// the cgroup tree runs when containerd's or CRI-O's state directory exists.
+fn choose_sources(cfg: &Config) -> (bool, Option<cgroup_source::Settings>) {
+    let containerd = tree_wants(cfg, RuntimeChoice::Containerd);
+    let crio = tree_wants(cfg, RuntimeChoice::Crio);
+    let docker_api = match cfg.runtime {
+        RuntimeChoice::Docker | RuntimeChoice::Podman => true,
+        RuntimeChoice::Containerd | RuntimeChoice::Crio => false,
+        RuntimeChoice::Auto => true,
+    };
+    let tree = (containerd || crio).then(|| cgroup_source::Settings {
+        containerd_state: containerd.then(|| cfg.containerd_state.clone()),
+        crio_state: crio.then(|| cfg.crio_state.clone()),
+        docker_api,
+    });
+    (docker_api, tree)
 }

@@ -11,14 +11,48 @@ use crate::setting::{agent_key, SettingError, UPLOAD_FLAGS};
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8000";
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+/// `podman system service`'s socket (rootful).
+pub const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
+/// containerd's and CRI-O's state directories, below the rootfs.
+pub const CONTAINERD_STATE: &str = "run/containerd";
+pub const CRIO_STATE: &str = "run/containers/storage";
 pub const DEFAULT_INTERVAL: u64 = 30;
 pub const DEFAULT_TAGS: &str = "docker";
+
+/// `--runtime`: which container sources run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuntimeChoice {
+    /// Every source found under the rootfs.
+    Auto,
+    Docker,
+    Containerd,
+    Crio,
+    Podman,
+}
+
+impl RuntimeChoice {
+    fn parse(v: &str) -> Option<RuntimeChoice> {
+        Some(match v.trim().to_ascii_lowercase().as_str() {
+            "auto" => RuntimeChoice::Auto,
+            "docker" => RuntimeChoice::Docker,
+            "containerd" => RuntimeChoice::Containerd,
+            "crio" | "cri-o" => RuntimeChoice::Crio,
+            "podman" => RuntimeChoice::Podman,
+            _ => return None,
+        })
+    }
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// Where the host's /proc and /sys/fs/cgroup are visible.
     pub rootfs: PathBuf,
     pub docker_socket: PathBuf,
+    pub runtime: RuntimeChoice,
+    /// containerd's state directory (`--containerd-state`, else under the rootfs).
+    pub containerd_state: PathBuf,
+    /// CRI-O's state directory (`--crio-state`, else under the rootfs).
+    pub crio_state: PathBuf,
     pub listen: SocketAddr,
     pub interval: Duration,
     pub once: bool,
@@ -69,15 +103,24 @@ fn err(setting: &str, message: impl Into<String>) -> SettingError {
 
 pub fn help_text() -> String {
     format!(
-        "outlyer-agent {ver}: monitors every running Docker container from cgroup and /proc files
+        "outlyer-agent {ver}: monitors every running container (Docker, Podman, containerd, CRI-O) from cgroup and /proc files
 
 Usage: outlyer-agent [FLAGS]
 
 Flags (each wins over its environment variable):
   --rootfs PATH          where the host's /proc and /sys/fs/cgroup are visible
                          [env DATALOOP_ROOTFS; default /rootfs if /rootfs/proc exists, else /]
+  --runtime NAME         container sources: auto, docker, containerd, crio, podman
+                         (auto: the Docker API, and the cgroup tree with
+                         containerd's and CRI-O's files when their state
+                         directories exist) [env DATALOOP_RUNTIME; default auto]
   --docker-socket PATH   Docker API unix socket
-                         [env DOCKER_HOST=unix:///PATH; default {sock}]
+                         [env DOCKER_HOST=unix:///PATH; default {sock},
+                         {podman} with --runtime podman]
+  --containerd-state DIR containerd's --state directory
+                         [env DATALOOP_CONTAINERD_STATE; default <rootfs>/{ctrd}]
+  --crio-state DIR       CRI-O's state (runroot) directory
+                         [env DATALOOP_CRIO_STATE; default <rootfs>/{crio}]
   --listen ADDR          HTTP address for GET / (fingerprint) and /metrics
                          [env DATALOOP_LISTEN; default {listen}]
   --interval SECONDS     seconds between collections, 1..=3600
@@ -112,6 +155,9 @@ Environment:
 ",
         ver = env!("CARGO_PKG_VERSION"),
         sock = DEFAULT_SOCKET,
+        podman = PODMAN_SOCKET,
+        ctrd = CONTAINERD_STATE,
+        crio = CRIO_STATE,
         listen = DEFAULT_LISTEN,
         interval = DEFAULT_INTERVAL,
         tags = DEFAULT_TAGS,
@@ -128,6 +174,9 @@ where
 {
     let mut rootfs = None;
     let mut socket = None;
+    let mut runtime = None;
+    let mut containerd_state = None;
+    let mut crio_state = None;
     let mut listen = None;
     let mut interval = None;
     let mut once = false;
@@ -189,6 +238,11 @@ where
             "--tcp-states" => tcp_flag = Some(switch("--tcp-states")?),
             "--rootfs" => rootfs = Some(("--rootfs", value("--rootfs")?)),
             "--docker-socket" => socket = Some(value("--docker-socket")?),
+            "--runtime" => runtime = Some(("--runtime", value("--runtime")?)),
+            "--containerd-state" => {
+                containerd_state = Some(("--containerd-state", value("--containerd-state")?))
+            }
+            "--crio-state" => crio_state = Some(("--crio-state", value("--crio-state")?)),
             "--listen" => listen = Some(("--listen", value("--listen")?)),
             "--interval" => interval = Some(("--interval", value("--interval")?)),
             other => match UPLOAD_FLAGS.iter().find(|(f, _)| *f == other) {
@@ -231,6 +285,36 @@ where
             None => PathBuf::from("/"),
         };
 
+    let runtime =
+        match runtime.or_else(|| nonempty("DATALOOP_RUNTIME").map(|v| ("DATALOOP_RUNTIME", v))) {
+            Some((setting, v)) => RuntimeChoice::parse(&v).ok_or_else(|| {
+                err(
+                    setting,
+                    format!("{v:?} is not one of auto, docker, containerd, crio, podman"),
+                )
+            })?,
+            None => RuntimeChoice::Auto,
+        };
+    let state_dir = |given: Option<(&'static str, String)>,
+                     var: &'static str,
+                     default: &str|
+     -> Result<PathBuf, SettingError> {
+        match given.or_else(|| nonempty(var).map(|v| (var, v))) {
+            Some((setting, v)) if !v.starts_with('/') => Err(err(
+                setting,
+                format!("{v:?} is not an absolute directory path"),
+            )),
+            Some((_, v)) => Ok(PathBuf::from(v)),
+            None => Ok(rootfs.join(default)),
+        }
+    };
+    let containerd_state = state_dir(
+        containerd_state,
+        "DATALOOP_CONTAINERD_STATE",
+        CONTAINERD_STATE,
+    )?;
+    let crio_state = state_dir(crio_state, "DATALOOP_CRIO_STATE", CRIO_STATE)?;
+
     let docker_socket = match socket {
         Some(v) if v.is_empty() => return Err(err("--docker-socket", "must not be empty")),
         Some(v) => PathBuf::from(v),
@@ -245,6 +329,7 @@ where
                     ))
                 }
             },
+            None if runtime == RuntimeChoice::Podman => PathBuf::from(PODMAN_SOCKET),
             None => PathBuf::from(DEFAULT_SOCKET),
         },
     };
@@ -316,6 +401,9 @@ where
     Ok(Command::Run(Box::new(Config {
         rootfs,
         docker_socket,
+        runtime,
+        containerd_state,
+        crio_state,
         listen,
         interval: Duration::from_secs(interval),
         once,
@@ -467,6 +555,44 @@ mod tests {
         assert_eq!(c.flag_for("DATALOOP_GRAPHITE"), Some("--graphite"));
         assert_eq!(c.flag_for("DATALOOP_CA_FILE"), None);
         assert_eq!(setting_of(run(&["--ca-file"], &[])), "--ca-file");
+    }
+
+    #[test]
+    fn runtime_and_state_directories() {
+        let c = run(&[], &[]).unwrap();
+        assert_eq!(c.runtime, RuntimeChoice::Auto);
+        // Below the rootfs (the test's default one is /rootfs).
+        assert_eq!(c.containerd_state, PathBuf::from("/rootfs/run/containerd"));
+        assert_eq!(
+            c.crio_state,
+            PathBuf::from("/rootfs/run/containers/storage")
+        );
+        let c = run(
+            &["--runtime", "podman", "--containerd-state=/s/ctrd"],
+            &[("DATALOOP_CRIO_STATE", "/s/crio")],
+        )
+        .unwrap();
+        assert_eq!(c.runtime, RuntimeChoice::Podman);
+        assert_eq!(c.docker_socket, PathBuf::from(PODMAN_SOCKET));
+        assert_eq!(c.containerd_state, PathBuf::from("/s/ctrd"));
+        assert_eq!(c.crio_state, PathBuf::from("/s/crio"));
+        let c = run(
+            &["--runtime", "CRI-O"],
+            &[("DOCKER_HOST", "unix:///d.sock")],
+        )
+        .unwrap();
+        assert_eq!(c.runtime, RuntimeChoice::Crio);
+        assert_eq!(c.docker_socket, PathBuf::from("/d.sock"));
+        assert_eq!(setting_of(run(&["--runtime", "rkt"], &[])), "--runtime");
+        assert_eq!(
+            setting_of(run(&[], &[("DATALOOP_RUNTIME", "lxc")])),
+            "DATALOOP_RUNTIME"
+        );
+        assert_eq!(
+            setting_of(run(&["--containerd-state", "run/containerd"], &[])),
+            "--containerd-state"
+        );
+        assert_eq!(setting_of(run(&["--crio-state"], &[])), "--crio-state");
     }
 
     #[test]

@@ -9,7 +9,9 @@
 #![deny(unsafe_code)]
 
 pub mod agent;
+pub mod bundle;
 pub mod cgroup;
+pub mod cgroup_source;
 pub mod cli;
 pub mod config;
 pub mod docker;

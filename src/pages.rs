@@ -16,8 +16,12 @@ pub struct Pages<'a> {
     pub collector: &'a Collector,
     pub uploader: Option<&'a Uploader>,
     pub containers: usize,
-    /// Whether Docker answers, and `/readyz`'s answer.
-    pub docker: &'a DockerSync,
+    /// Whether Docker answers, and `/readyz`'s answer (when the Docker API source runs).
+    pub docker: Option<&'a DockerSync>,
+    /// Whether the cgroup-tree source took its first look (when it runs).
+    pub tree_synced: Option<bool>,
+    /// The Docker API's socket (looked at by `/readyz` only).
+    pub docker_socket: &'a std::path::Path,
     pub now: Instant,
 }
 
@@ -37,7 +41,7 @@ impl Pages<'_> {
         {
             return;
         }
-        write_agent_families(out, self.containers, self.docker.is_up());
+        write_agent_families(out, self.containers, self.docker.map(DockerSync::is_up));
         if let Some(u) = self.uploader {
             u.write_prometheus(out);
         }
@@ -48,7 +52,18 @@ impl Pages<'_> {
 impl Handler for Pages<'_> {
     fn route(&mut self, req: &server::Request<'_>) -> Response {
         route(req.method, req.path, self.fingerprint, || {
-            self.docker.readiness(self.now)
+            if self.tree_synced == Some(false) {
+                return Err("the cgroup tree has not been read yet".to_owned());
+            }
+            match self.docker {
+                // Beside the cgroup tree, a Docker API with no socket is a
+                // source that is not there (a containerd node), not one
+                // that is late.
+                Some(d) if self.tree_synced.is_none() || self.docker_socket.exists() => {
+                    d.readiness(self.now)
+                }
+                _ => Ok(()),
+            }
         })
     }
 
@@ -100,7 +115,7 @@ fn route(
 }
 
 /// The agent's own health families.
-fn write_agent_families(out: &mut Vec<u8>, containers: usize, docker_up: bool) {
+fn write_agent_families(out: &mut Vec<u8>, containers: usize, docker_up: Option<bool>) {
     exposition::single(
         out,
         "outlyer_agent_containers",
@@ -108,13 +123,15 @@ fn write_agent_families(out: &mut Vec<u8>, containers: usize, docker_up: bool) {
         "Containers tracked now.",
         containers,
     );
-    exposition::single(
-        out,
-        "outlyer_agent_docker_up",
-        "gauge",
-        "Whether the Docker API answers (1) or not (0).",
-        u8::from(docker_up),
-    );
+    if let Some(up) = docker_up {
+        exposition::single(
+            out,
+            "outlyer_agent_docker_up",
+            "gauge",
+            "Whether the Docker API answers (1) or not (0).",
+            u8::from(up),
+        );
+    }
     exposition::single(
         out,
         "process_cpu_seconds_total",

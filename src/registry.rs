@@ -29,6 +29,15 @@ pub struct ContainerInfo {
     pub fingerprint: String,
     /// `State.Paused`.
     pub paused: bool,
+    /// The container's own cgroup path, when its source knows it (the
+    /// cgroup-tree source); empty from the Docker API, whose containers are
+    /// found through their pid.
+    pub cgroup: String,
+    /// Prometheus labels as cAdvisor inside the kubelet writes them
+    /// (`container`, `namespace`, `pod`, `image`, `name` = the id) instead of
+    /// one `container_label_*` per label: Kubernetes containers of
+    /// containerd and CRI-O.
+    pub kubelet_labels: bool,
 }
 
 impl ContainerInfo {
@@ -39,6 +48,11 @@ impl ContainerInfo {
         !(self.network_mode == "host"
             || self.network_mode == "none"
             || self.network_mode.starts_with("container:"))
+    }
+
+    /// The value of label `key`.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        label(self, key)
     }
 
     /// The 12-character short id.
@@ -177,9 +191,16 @@ pub fn container_ids(text: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-const K8S_NAMESPACE: &str = "io.kubernetes.pod.namespace";
-const K8S_POD_UID: &str = "io.kubernetes.pod.uid";
+pub const K8S_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+pub const K8S_POD_NAME: &str = "io.kubernetes.pod.name";
+pub const K8S_CONTAINER_NAME: &str = "io.kubernetes.container.name";
+pub const K8S_POD_UID: &str = "io.kubernetes.pod.uid";
 const K8S_DOCKER_TYPE: &str = "io.kubernetes.docker.type";
+/// containerd's CRI plugin and CRI-O: `sandbox` or `container`.
+const CRI_CONTAINER_TYPE: [&str; 2] = [
+    "io.kubernetes.cri.container-type",
+    "io.kubernetes.cri-o.ContainerType",
+];
 
 fn label<'a>(info: &'a ContainerInfo, key: &str) -> Option<&'a str> {
     info.labels
@@ -241,7 +262,12 @@ impl Registry {
         if label(info, K8S_NAMESPACE) == Some("kube-system") {
             return Some(Exclusion::KubeSystem);
         }
-        if label(info, K8S_DOCKER_TYPE) == Some("podsandbox") || is_pause_image(&info.image) {
+        if label(info, K8S_DOCKER_TYPE) == Some("podsandbox")
+            || CRI_CONTAINER_TYPE
+                .iter()
+                .any(|k| label(info, k) == Some("sandbox"))
+            || is_pause_image(&info.image)
+        {
             return Some(Exclusion::PodSandbox);
         }
         if let (Some(own), Some(uid)) = (&self.own_pod_uid, label(info, K8S_POD_UID)) {
@@ -549,6 +575,13 @@ mod tests {
         assert_eq!(reg.exclusion(&pause), Some(Exclusion::PodSandbox));
         let sandbox = info(&"3".repeat(64), "x", &[(K8S_DOCKER_TYPE, "podsandbox")]);
         assert_eq!(reg.exclusion(&sandbox), Some(Exclusion::PodSandbox));
+        // containerd's and CRI-O's sandboxes, whatever their image.
+        for key in CRI_CONTAINER_TYPE {
+            let cri = info(&"5".repeat(64), "k8s.gcr.io/odd:1", &[(key, "sandbox")]);
+            assert_eq!(reg.exclusion(&cri), Some(Exclusion::PodSandbox), "{key}");
+            let app = info(&"6".repeat(64), "web:1", &[(key, "container")]);
+            assert_eq!(reg.exclusion(&app), None, "{key}");
+        }
         let app = info(
             &"4".repeat(64),
             "web:1",

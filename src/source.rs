@@ -16,7 +16,7 @@ pub enum Change {
     /// A running container, new or seen again (a re-inspection after a
     /// `start` event or a re-sync). The registry tells a restart (another
     /// init pid) from an unchanged container and an excluded one.
-    Added(ContainerInfo),
+    Added(Box<ContainerInfo>),
     /// A tracked container changed in place.
     Updated { id: String, update: Update },
     /// The container stopped running or is gone.

@@ -26,7 +26,7 @@ impl Followers<'_> {
     /// of a container's first reading).
     pub fn apply(&mut self, change: Change, now: Instant, unix: f64) {
         match change {
-            Change::Added(info) => self.added(info, now, unix),
+            Change::Added(info) => self.added(*info, now, unix),
             Change::Updated { id, update } => {
                 let Some(c) = self.registry.get_mut(&id) else {
                     return;

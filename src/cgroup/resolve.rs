@@ -144,14 +144,17 @@ fn resolve_one(
 }
 
 /// Resolves a container's directories from an already-read `/proc/<pid>/cgroup`
-/// text (empty when unreadable). `None` when no controller directory was found.
+/// text (empty when unreadable). `exact` is the container's cgroup path when
+/// its source knows it (else empty): it comes after the pid's own paths and
+/// before every guess. `None` when no controller directory was found.
 pub fn resolve_with(
     h: &Hierarchies,
     proc_cgroup: &[u8],
     id: &str,
+    exact: &str,
     cgroup_parent: &str,
 ) -> Option<CgroupDirs> {
-    let mut known: Option<String> = None;
+    let mut known: Option<String> = (!exact.is_empty()).then(|| exact.to_owned());
     let mut dirs = CgroupDirs::default();
     if h.layout == Layout::V2 {
         let u = h.unified.as_ref()?;
@@ -189,6 +192,7 @@ pub fn resolve(
     rootfs: &Path,
     id: &str,
     pid: u32,
+    exact: &str,
     cgroup_parent: &str,
 ) -> Option<CgroupDirs> {
     let text = if pid > 0 {
@@ -196,7 +200,7 @@ pub fn resolve(
     } else {
         Vec::new()
     };
-    resolve_with(h, &text, id, cgroup_parent)
+    resolve_with(h, &text, id, exact, cgroup_parent)
 }
 
 #[cfg(test)]

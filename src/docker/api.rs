@@ -383,6 +383,7 @@ pub fn parse_inspect(body: &[u8]) -> Result<Inspected, ApiError> {
             cgroup_parent,
             fingerprint,
             paused,
+            ..ContainerInfo::default()
         },
         running,
         hostname,

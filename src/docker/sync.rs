@@ -425,7 +425,7 @@ impl DockerSync {
             self.pending.shrink_to_fit();
         }
         self.actions
-            .push_back(Action::Change(Change::Added(inspected.info)));
+            .push_back(Action::Change(Change::Added(Box::new(inspected.info))));
     }
 
     fn event(&mut self, ev: ContainerEvent) {

@@ -66,6 +66,8 @@ impl HostFiles {
 pub(super) struct Target<'a> {
     pub id: &'a str,
     pub pid: u32,
+    /// The exact cgroup path, when the container's source knows it.
+    pub cgroup: &'a str,
     pub cgroup_parent: &'a str,
     pub own_netns: bool,
 }
@@ -88,7 +90,7 @@ pub(super) fn open(
     tcp_states: bool,
 ) -> Option<Opened> {
     let v2 = hier.layout == Layout::V2;
-    let dirs = resolve::resolve(hier, rootfs, t.id, t.pid, t.cgroup_parent)?;
+    let dirs = resolve::resolve(hier, rootfs, t.id, t.pid, t.cgroup, t.cgroup_parent)?;
     let proc_dir = if t.pid > 0 {
         Some(rootfs.join(format!("proc/{}", t.pid)))
     } else {

@@ -24,6 +24,8 @@ pub(super) struct Tracked {
     pub pid: u32,
     own_netns: bool,
     cgroup_parent: Box<str>,
+    /// The exact cgroup path from the container's source (may be empty).
+    cgroup_hint: Box<str>,
     /// Prometheus label text after the `id` label (which is the cgroup path,
     /// known once resolved): `image="…",name="…",container_label_…`.
     pub label_rest: Box<str>,
@@ -78,7 +80,22 @@ fn sanitize_label_name(key: &str) -> String {
 }
 
 fn build_labels(info: &ContainerInfo) -> Box<str> {
+    use crate::registry::{K8S_CONTAINER_NAME, K8S_NAMESPACE, K8S_POD_NAME};
     let mut s = String::with_capacity(128);
+    if info.kubelet_labels {
+        // As cAdvisor inside the kubelet: these (and `id`), no label per label.
+        let get = |k: &str| info.label(k).unwrap_or("");
+        exposition::label(&mut s, "container", get(K8S_CONTAINER_NAME));
+        s.push(',');
+        exposition::label(&mut s, "image", &info.image);
+        s.push(',');
+        exposition::label(&mut s, "name", &info.id);
+        s.push(',');
+        exposition::label(&mut s, "namespace", get(K8S_NAMESPACE));
+        s.push(',');
+        exposition::label(&mut s, "pod", get(K8S_POD_NAME));
+        return s.into_boxed_str();
+    }
     exposition::label(&mut s, "image", &info.image);
     s.push(',');
     exposition::label(&mut s, "name", &info.name);
@@ -105,6 +122,7 @@ impl Tracked {
             pid: info.pid,
             own_netns: info.has_own_netns(),
             cgroup_parent: info.cgroup_parent.as_str().into(),
+            cgroup_hint: info.cgroup.as_str().into(),
             label_rest: build_labels(info),
             cgroup_path: None,
             spec_dirs: SpecDirs::default(),
@@ -128,12 +146,14 @@ impl Tracked {
     pub(super) fn update(&mut self, info: &ContainerInfo) -> bool {
         let moved = self.pid != info.pid
             || self.own_netns != info.has_own_netns()
-            || *self.cgroup_parent != *info.cgroup_parent;
+            || *self.cgroup_parent != *info.cgroup_parent
+            || *self.cgroup_hint != *info.cgroup;
         self.fingerprint = info.fingerprint.as_str().into();
         self.started_at = info.started_at;
         self.pid = info.pid;
         self.own_netns = info.has_own_netns();
         self.cgroup_parent = info.cgroup_parent.as_str().into();
+        self.cgroup_hint = info.cgroup.as_str().into();
         self.label_rest = build_labels(info);
         moved
     }
@@ -147,6 +167,7 @@ impl Tracked {
         Target {
             id: &self.id,
             pid: self.pid,
+            cgroup: &self.cgroup_hint,
             cgroup_parent: &self.cgroup_parent,
             own_netns: self.own_netns,
         }

@@ -591,6 +591,7 @@ mod tests {
             cgroup_parent: "/custom-parent".into(),
             fingerprint: String::new(),
             paused: true,
+            ..Default::default()
         }
     }
 

@@ -216,6 +216,7 @@ impl SyntheticHost {
             cgroup_parent: String::new(),
             fingerprint: format!("00000000-0000-5000-8000-{:012x}", i),
             paused: false,
+            ..Default::default()
         }
     }
 
