@@ -247,7 +247,7 @@ echo "     image files: ${files//$'\n'/ }"
 check "image holds the binary and nothing else" [ "$files" = "outlyer-agent" ]
 
 # deploy/ and docker-compose.yaml mount what the README lines mount.
-check "deploy files mount the Docker socket (the daemonset: its directory), /proc and the cgroup tree read-only like the README; the daemonset probes /healthz and /readyz" \
+check "deploy files mount the Docker socket (the daemonset: its directory, which holds containerd's and CRI-O's state too), /proc and the cgroup tree read-only like the README; the daemonset probes /healthz and /readyz" \
     python3 - "$repo" <<'PY'
 import sys, yaml, os
 repo = sys.argv[1]
@@ -275,6 +275,9 @@ for c in spec["containers"]:
     if not want_ds <= got: errors.append("daemonset %s: %s" % (c["name"], sorted(got)))
     env = {e["name"]: e.get("value") for e in c.get("env", [])}
     if env.get("DOCKER_HOST") != "unix:///rootfs/var/run/docker.sock": errors.append("daemonset DOCKER_HOST %r" % env.get("DOCKER_HOST"))
+    # containerd's and CRI-O's state directories, inside the /var/run mount.
+    for var, host_dir in (("DATALOOP_CONTAINERD_STATE", "/run/containerd"), ("DATALOOP_CRIO_STATE", "/run/containers/storage")):
+        if env.get(var) != "/rootfs/var" + host_dir: errors.append("daemonset %s %r" % (var, env.get(var)))
     if c.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/healthz": errors.append("daemonset liveness probe")
     if c.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/readyz": errors.append("daemonset readiness probe")
     if c["image"] != "outlyer/agent:latest": errors.append("daemonset image " + c["image"])
