@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
 # Short fuzz run over every parser target: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
+# Long run: scripts/fuzz.sh --time TOTAL_SECONDS [TARGET...] splits the time
+# evenly over the targets, then minimizes each corpus in place (libFuzzer
+# -merge=1; fuzz/corpus/ is committed) and prints a Markdown table of the
+# time, executions and crashes per target for the README.
 #
 # Installs cargo-fuzz when missing, seeds fuzz/corpus/<t> from fuzz/seeds/<t>,
 # builds all targets once (nightly, sanitizer=address), then runs each built
@@ -8,8 +12,18 @@
 # fuzz/artifacts/. FUZZ_TARGET_DIR overrides fuzz/target, FUZZ_TOOLCHAIN nightly.
 set -euo pipefail
 
-SECONDS_PER_TARGET=${1:-20}
-shift || true
+TOTAL=
+if [ "${1:-}" = --time ]; then
+    TOTAL=${2:-}
+    shift 2 || true
+    case $TOTAL in
+        '' | *[!0-9]*) echo "usage: $0 --time TOTAL_SECONDS [TARGET...]" >&2; exit 2 ;;
+    esac
+    SECONDS_PER_TARGET=0
+else
+    SECONDS_PER_TARGET=${1:-20}
+    shift || true
+fi
 case $SECONDS_PER_TARGET in
     '' | *[!0-9]*) echo "usage: $0 [SECONDS_PER_TARGET] [TARGET...]" >&2; exit 2 ;;
 esac
@@ -33,6 +47,10 @@ else
     mapfile -t TARGETS < <(cargo "+$TOOLCHAIN" fuzz list)
 fi
 [ ${#TARGETS[@]} -gt 0 ] || { echo "fuzz: no targets" >&2; exit 1; }
+if [ -n "$TOTAL" ]; then
+    SECONDS_PER_TARGET=$((TOTAL / ${#TARGETS[@]}))
+    [ "$SECONDS_PER_TARGET" -gt 0 ] || SECONDS_PER_TARGET=1
+fi
 
 for t in "${TARGETS[@]}"; do
     mkdir -p "corpus/$t"
@@ -73,6 +91,25 @@ for t in "${TARGETS[@]}"; do
 done
 end=$(date +%s)
 echo "fuzz: ${#TARGETS[@]} targets, build $((built - start)) s, total $((end - start)) s"
+
+if [ -n "$TOTAL" ]; then
+    echo
+    echo "| target | seconds | executions | crashes | corpus before → after minimizing |"
+    echo "|---|---|---|---|---|"
+    for t in "${TARGETS[@]}"; do
+        log="artifacts/$t.log"
+        execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+        crashes=$(find "artifacts/$t" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)
+        before=$(find "corpus/$t" -type f | wc -l)
+        rm -rf "corpus.min/$t"
+        mkdir -p "corpus.min/$t"
+        "$BIN_DIR/$t" -merge=1 -timeout=10 -rss_limit_mb=2048 "corpus.min/$t" "corpus/$t" >"artifacts/$t.merge.log" 2>&1 &&
+            rm -rf "corpus/$t" && mv "corpus.min/$t" "corpus/$t"
+        after=$(find "corpus/$t" -type f | wc -l)
+        echo "| \`$t\` | $SECONDS_PER_TARGET | ${execs:-?} | $crashes | $before → $after |"
+    done
+    rmdir corpus.min 2>/dev/null || true
+fi
 
 if [ ${#failed[@]} -gt 0 ]; then
     echo "fuzz: crashes in: ${failed[*]}" >&2
