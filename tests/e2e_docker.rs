@@ -1117,3 +1117,70 @@ fn help_and_version() {
         version.stdout
     );
 }
+
+/// Fault matrix, "SIGTERM during a daemon reconnect": the daemon went away
+/// with three containers registered; the agent, in its reconnect backoff,
+/// still deregisters all three on SIGTERM and exits 0 within 5 s.
+#[test]
+fn sigterm_during_a_daemon_reconnect_deregisters_and_exits_in_time() {
+    let containers: Vec<_> = (1..=3).map(outlyer_testkit::sample_container).collect();
+    let daemon = outlyer_testkit::FakeDaemon::start(containers.clone()).unwrap();
+    let backend = FakeBackend::start(false);
+    let server = format!("http://{}", backend.addr);
+    let socket = daemon.socket().to_str().unwrap().to_owned();
+    let mut agent = Agent::serve(
+        &socket,
+        &["--interval", "1", "--runtime", "docker"],
+        &[
+            ("DATALOOP_AGENT_KEY", "oe2e-reconnect-key"),
+            ("DATALOOP_SERVER", &server),
+        ],
+    );
+    let registered = wait_until(Duration::from_secs(15), Duration::from_millis(50), || {
+        let sent = String::from_utf8_lossy(&backend.received.lock().unwrap()).into_owned();
+        containers.iter().all(|c| sent.contains(&c.fingerprint))
+    });
+    assert!(
+        registered.is_some(),
+        "the three containers were never registered; requests: {:#?}\nstderr:\n{}",
+        backend.request_lines(),
+        agent.stderr()
+    );
+    drop(daemon);
+    let down = wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+        agent.gauge("outlyer_agent_docker_up") == Some(0.0)
+    });
+    assert!(
+        down.is_some(),
+        "docker_up never went to 0\n{}",
+        agent.stderr()
+    );
+    let start = Instant::now();
+    agent.signal("TERM");
+    let status = agent.wait_exit(Duration::from_secs(10));
+    let took = start.elapsed();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "exit status after SIGTERM\nstderr:\n{}",
+        agent.stderr()
+    );
+    let deregistered: Vec<String> = backend
+        .request_lines()
+        .into_iter()
+        .filter(|(t, line)| *t >= start && line.contains("/deregister"))
+        .map(|(_, line)| line)
+        .collect();
+    for c in &containers {
+        assert!(
+            deregistered.iter().any(|l| l.contains(&c.fingerprint)),
+            "{} not deregistered; after SIGTERM: {deregistered:#?}",
+            c.name
+        );
+    }
+    eprintln!(
+        "FIGURE sigterm during a reconnect: {} deregistrations, exit 0 after {took:?}",
+        deregistered.len()
+    );
+    assert!(took <= Duration::from_secs(5), "exit took {took:?}");
+}
