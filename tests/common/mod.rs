@@ -13,6 +13,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod containerd;
+
 /// The socket of the machine's shared Docker daemon.
 pub const SHARED_SOCKET: &str = "/var/run/docker.sock";
 /// The test image (a busybox-static tar made by `scripts/ci-setup.sh`).
