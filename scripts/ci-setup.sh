@@ -7,12 +7,23 @@
 #   scripts/ci-setup.sh --import-image HOST     only import localbusy:latest into
 #                                               the daemon at HOST (unix:///path),
 #                                               used by the tests' private dockerd
+#   scripts/ci-setup.sh --containerd-image ADDRESS [NAMESPACE]
+#                                               only import the same image into the
+#                                               containerd at ADDRESS (a socket path),
+#                                               namespace k8s.io unless given, as
+#                                               docker.io/library/localbusy:latest;
+#                                               used by tests/containerd.rs and
+#                                               scripts/bench-containerd.sh
 set -euo pipefail
 
-PACKAGES=(docker.io busybox-static musl-tools prometheus curl strace file iptables procps iproute2 util-linux perl graphite-carbon python3-whisper docker-compose python3-yaml)
+PACKAGES=(docker.io containerd runc busybox-static musl-tools prometheus curl strace file iptables procps iproute2 util-linux perl graphite-carbon python3-whisper docker-compose python3-yaml)
 SHARED_SOCKET=/var/run/docker.sock
 DOCKERD_LOG=/tmp/outlyer-dockerd.log
 IMAGE=localbusy:latest
+# The same image in containerd, named as the CRI plugin would name a pull of it.
+CONTAINERD_IMAGE=docker.io/library/localbusy:latest
+# Used by tests/containerd.rs and scripts/bench-containerd.sh (private containerd).
+CONTAINERD_TOOLS=(containerd ctr containerd-shim-runc-v2 runc)
 # Applets linked into the image; tests and benches use only these.
 APPLETS=(sh sleep dd cat yes top ls head)
 
@@ -53,6 +64,60 @@ import_localbusy() {
     rm -rf "$rootfs"
     ((rc == 0)) || die "docker import of $IMAGE into $host failed"
     log "imported $IMAGE into $host"
+}
+
+# The same rootfs as an OCI image layout (one uncompressed layer), imported
+# with `ctr image import`: no Docker daemon and no registry is needed.
+import_containerd_localbusy() {
+    local address=$1 namespace=${2:-k8s.io}
+    if ctr -a "$address" -n "$namespace" image ls -q 2>/dev/null | grep -qxF "$CONTAINERD_IMAGE"; then
+        return 0
+    fi
+    local busybox work applet
+    busybox=$(find_busybox) || die "no statically linked busybox (install busybox-static)"
+    work=$(mktemp -d /tmp/outlyer-localbusy-oci.XXXXXX)
+    local rootfs=$work/rootfs blobs=$work/oci/blobs/sha256
+    mkdir -p "$rootfs/bin" "$rootfs/tmp" "$rootfs/proc" "$rootfs/sys" "$rootfs/dev" "$rootfs/etc" "$blobs"
+    cp "$busybox" "$rootfs/bin/busybox"
+    for applet in "${APPLETS[@]}"; do
+        ln -s busybox "$rootfs/bin/$applet"
+    done
+    # blob NAME: moves $work/NAME into the layout under its digest, prints
+    # "<hex digest> <size>".
+    blob() {
+        local hex size
+        hex=$(sha256sum "$work/$1" | cut -d' ' -f1)
+        size=$(stat -c %s "$work/$1")
+        mv "$work/$1" "$blobs/$hex"
+        echo "$hex $size"
+    }
+    local layer layer_size config config_size manifest manifest_size rc=0
+    tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$rootfs" -cf "$work/layer.tar" . ||
+        die "tar of the image rootfs"
+    read -r layer layer_size < <(blob layer.tar)
+    printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+        "$layer" >"$work/config.json"
+    read -r config config_size < <(blob config.json)
+    printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%d}]}' \
+        "$config" "$config_size" "$layer" "$layer_size" >"$work/manifest.json"
+    read -r manifest manifest_size < <(blob manifest.json)
+    printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%d,"platform":{"architecture":"amd64","os":"linux"},"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"latest"}}]}' \
+        "$manifest" "$manifest_size" "$CONTAINERD_IMAGE" >"$work/oci/index.json"
+    printf '{"imageLayoutVersion":"1.0.0"}' >"$work/oci/oci-layout"
+    tar -C "$work/oci" -cf "$work/image.tar" oci-layout index.json blobs || rc=$?
+    ((rc == 0)) && { ctr -a "$address" -n "$namespace" image import "$work/image.tar" >/dev/null || rc=$?; }
+    rm -rf "$work"
+    ((rc == 0)) || die "ctr image import of $CONTAINERD_IMAGE into $address (namespace $namespace) failed"
+    log "imported $CONTAINERD_IMAGE into $address (namespace $namespace)"
+}
+
+check_containerd_tools() {
+    local tool missing=()
+    for tool in "${CONTAINERD_TOOLS[@]}"; do
+        command -v "$tool" >/dev/null || missing+=("$tool")
+    done
+    ((${#missing[@]} == 0)) || die "missing after install: ${missing[*]} (Debian packages containerd, runc)"
+    log "containerd tools present: $(ctr --version)"
 }
 
 docker_answers() {
@@ -138,8 +203,14 @@ main() {
         import_localbusy "$2"
         return 0
     fi
+    if [[ ${1:-} == --containerd-image ]]; then
+        [[ -n ${2:-} ]] || die "usage: $0 --containerd-image /path/to/containerd.sock [namespace]"
+        import_containerd_localbusy "$2" "${3:-k8s.io}"
+        return 0
+    fi
     [[ $(id -u) == 0 ]] || die "run as root (sudo $0): installs packages and starts dockerd"
     install_packages
+    check_containerd_tools
     add_musl_target
     start_dockerd
     repair_docker0

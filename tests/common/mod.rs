@@ -13,6 +13,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod containerd;
+
 /// The socket of the machine's shared Docker daemon.
 pub const SHARED_SOCKET: &str = "/var/run/docker.sock";
 /// The test image (a busybox-static tar made by `scripts/ci-setup.sh`).
@@ -537,13 +539,16 @@ impl Agent {
         agent
     }
 
-    /// Waits until `/healthz` answers 200; panics with the agent's stderr if not.
+    /// Waits until `/healthz` answers 200; panics with the agent's stderr if
+    /// not, at once if the agent has exited.
     pub fn wait_healthy(&mut self, timeout: Duration) {
         let addr = self.addr.clone();
-        let ok = wait_until(timeout, Duration::from_millis(20), || {
-            try_http_get(&addr, "/healthz").is_ok_and(|r| r.status == 200)
+        let mut healthy = false;
+        wait_until(timeout, Duration::from_millis(20), || {
+            healthy = try_http_get(&addr, "/healthz").is_ok_and(|r| r.status == 200);
+            healthy || self.try_status().is_some()
         });
-        if ok.is_none() {
+        if !healthy {
             let exited = self.try_status();
             panic!(
                 "agent did not answer GET /healthz on {addr} within {timeout:?} (exit status: {exited:?})\nstderr:\n{}",
