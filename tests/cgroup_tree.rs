@@ -558,3 +558,36 @@ fn the_agent_on_a_containerd_node_without_docker() {
     assert!(t <= Duration::from_secs(1), "still listed after {t:?}");
     assert!(agent.is_running());
 }
+
+/// The config.json containerd 1.6 and ctr wrote for the containerd test's
+/// limited app container, byte for byte.
+#[test]
+fn a_captured_containerd_config_parses() {
+    let text = fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/runtimes/containerd-config.json"),
+    )
+    .unwrap();
+    let spec = outlyer_agent::bundle::parse_spec(&text).unwrap();
+    assert!(spec.has_netns, "the pod's network namespace, joined by path");
+    assert!(spec.env_tags.is_empty());
+    let k = spec.kube().unwrap();
+    assert_eq!(
+        (
+            k.namespace.as_str(),
+            k.pod.as_str(),
+            k.container.as_str(),
+            k.pod_uid.as_str(),
+            k.image.as_str(),
+            k.sandbox
+        ),
+        (
+            "oe2e-apps",
+            "oe2e-pod-b",
+            "limited",
+            "f574aef3-ae53-4c5b-99bc-1bc9ad2a4f1a",
+            "docker.io/library/localbusy:latest",
+            false
+        )
+    );
+}
