@@ -28,6 +28,9 @@ use crate::registry::{
     ContainerInfo, K8S_CONTAINER_NAME, K8S_NAMESPACE, K8S_POD_NAME, K8S_POD_UID,
 };
 use crate::source::Change;
+
+/// The label that marks a pod's sandbox (the registry leaves it out).
+const CRI_CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 use crate::{info, warn};
 
 /// How long a container may wait for its bundle and pid file.
@@ -320,23 +323,28 @@ pub fn container_info(c: &ContainerCgroup, bundle: Option<&Bundle>, pid: u32) ->
         info.started_at = b.started_at;
         info.env_tags = b.spec.env_tags.clone();
         info.network_mode = if b.spec.has_netns { "pod" } else { "host" }.to_owned();
-        labels = b.spec.annotations.clone();
         if let Some(k) = b.spec.kube() {
             info.image = k.image.clone();
             info.name = format!("{}/{}/{}", k.namespace, k.pod, k.container);
             info.kubelet_labels = true;
+            // Only what the registry and the kubelet's labels use (kept per
+            // container for its lifetime): the identity, and the sandbox mark.
             for (key, value) in [
                 (K8S_NAMESPACE, &k.namespace),
                 (K8S_POD_NAME, &k.pod),
                 (K8S_CONTAINER_NAME, &k.container),
                 (K8S_POD_UID, &k.pod_uid),
             ] {
-                if !labels.iter().any(|(k, _)| k == key) {
-                    labels.push((key.to_owned(), value.clone()));
-                }
+                labels.push((key.to_owned(), value.clone()));
             }
-        } else if let Some(ns) = &b.namespace {
-            info.name = format!("{ns}/{}", c.id);
+            if k.sandbox {
+                labels.push((CRI_CONTAINER_TYPE.to_owned(), "sandbox".to_owned()));
+            }
+        } else {
+            labels = b.spec.annotations.clone();
+            if let Some(ns) = &b.namespace {
+                info.name = format!("{ns}/{}", c.id);
+            }
         }
     }
     if !info.kubelet_labels {
