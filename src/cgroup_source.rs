@@ -250,13 +250,13 @@ impl CgroupSource {
                     kinds.first().map_or("runtime", |k| k.name()),
                     crate::registry::short_id(&p.c.id)
                 );
-                self.report(&p.c, None, now);
+                self.report(&p.c, None);
                 return;
             }
         };
         match bundle {
-            Some(b) if b.pid.is_some() => self.report(&p.c, Some(&b), now),
-            Some(b) if late => self.report(&p.c, Some(&b), now),
+            Some(b) if b.pid.is_some() => self.report(&p.c, Some(&b)),
+            Some(b) if late => self.report(&p.c, Some(&b)),
             None if late => {
                 // A bare id nobody's files name is the Docker API's, when one runs.
                 if p.c.runtime == Runtime::Unknown && self.docker_api {
@@ -267,7 +267,7 @@ impl CgroupSource {
                     crate::registry::short_id(&p.c.id),
                     p.c.cgroup
                 );
-                self.report(&p.c, None, now);
+                self.report(&p.c, None);
             }
             _ => {
                 let step = RETRY_FIRST.saturating_mul(1 << p.tries.min(10));
@@ -278,7 +278,7 @@ impl CgroupSource {
         }
     }
 
-    fn report(&mut self, c: &ContainerCgroup, bundle: Option<&Bundle>, _now: Instant) {
+    fn report(&mut self, c: &ContainerCgroup, bundle: Option<&Bundle>) {
         let pid = bundle
             .and_then(|b| b.pid)
             .or_else(|| self.first_pid(&c.cgroup))
