@@ -13,7 +13,11 @@
 #      BENCH_CONTAINERS (100) sleeping app containers (one pod each): VmRSS
 #      at 0 and at 100, and per container;
 #  (c) collection cost: outlyer_agent_collection_seconds over BENCH_SAMPLES
-#      (10) cycles at 0 and at 100 containers (medians), per container.
+#      (10) cycles at 0 and at 100 containers (medians), per container;
+#  (d) when Docker answers: the same number of Docker containers (sleeping
+#      localbusy, bridge network) and a second agent (--runtime docker)
+#      beside the first, their collection cycles sampled alternately in the
+#      same seconds: both medians and the ratio containerd / Docker.
 #
 # Everything lives in /tmp/oe2ec-bench-<pid> (root, state, socket, runc
 # root) and is removed on exit, with the cgroup directories made here.
@@ -40,6 +44,9 @@ NS=k8s.io
 IMAGE=docker.io/library/localbusy:latest
 CTRD_PID=
 AGENT_PID=
+DOCKER_AGENT_PID=
+DOCKER_PREFIX="oe2ec-bench-$$"
+DOCKER_PORT=$((${BENCH_PORT:-18125} + 1))
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 
 log() { printf 'bench-containerd: %s\n' "$*" >&2; }
@@ -74,6 +81,16 @@ cgroup_mounts() { awk '{ split($0, h, " - "); split(h[2], t, " "); if (t[1] == "
 cleanup() {
     local rc=$?
     stop_agent
+    if [[ -n $DOCKER_AGENT_PID ]]; then
+        kill "$DOCKER_AGENT_PID" 2>/dev/null || true
+        wait "$DOCKER_AGENT_PID" 2>/dev/null || true
+    fi
+    if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+        local ids
+        ids=$(docker ps -aq --filter "name=$DOCKER_PREFIX-")
+        # shellcheck disable=SC2086 # one id a word
+        [[ -n $ids ]] && docker rm -f $ids >/dev/null 2>&1
+    fi
     if [[ -n $CTRD_PID ]]; then
         remove_all
         kill "$CTRD_PID" 2>/dev/null || true
@@ -387,3 +404,39 @@ awk -v a="$cost0" -v b="$cost1" -v n="$COUNT" -v s="$SAMPLES" 'BEGIN {
     printf "collection (outlyer_agent_collection_seconds, median of %d cycles): %.1f us at 0, %.1f us at %d\n", s, a * 1e6, b * 1e6, n
     printf "collection cost per container at %d: %.2f us (whole cycle / %d), %.2f us above the 0-container cycle\n", n, b * 1e6 / n, n, (b - a) * 1e6 / n
 }'
+
+# (d) the same cycle for as many Docker containers, in the same seconds.
+if ! command -v docker >/dev/null || ! docker info >/dev/null 2>&1; then
+    log "(d) skipped: no Docker daemon answers"
+    exit 0
+fi
+log "(d) $COUNT Docker containers beside them, a second agent (--runtime docker)"
+for ((i = 1; i <= COUNT; i++)); do
+    docker run -d --name "$DOCKER_PREFIX-$i" localbusy:latest sleep 3600 >/dev/null || die "docker run"
+done
+"$BIN" --runtime docker --rootfs / --listen "127.0.0.1:$DOCKER_PORT" --interval 1 2>"$DIR/docker-agent.log" &
+DOCKER_AGENT_PID=$!
+for _ in $(seq 300); do
+    n=$(curl -sf --max-time 1 "http://127.0.0.1:$DOCKER_PORT/metrics" | awk '$1 == "outlyer_agent_containers" { print $2 }')
+    [[ ${n:-0} -ge $COUNT ]] && break
+    sleep 0.1
+done
+[[ ${n:-0} -ge $COUNT ]] || die "the Docker agent lists ${n:-0} of $COUNT containers"
+sleep 3
+for ((i = 0; i < SAMPLES; i++)); do
+    sleep 1.05
+    c=$(metric outlyer_agent_collection_seconds)
+    d=$(curl -sf --max-time 5 "http://127.0.0.1:$DOCKER_PORT/metrics" | awk '$1 == "outlyer_agent_collection_seconds" { print $2; exit }')
+    echo "$c $d"
+done >"$DIR/pair"
+awk -v n="$COUNT" '
+    function median(a, k,   i, j, s) {
+        for (i = 2; i <= k; i++) { s = a[i]; for (j = i - 1; j >= 1 && a[j] > s; j--) a[j + 1] = a[j]; a[j + 1] = s }
+        return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+    }
+    { c[NR] = $1; d[NR] = $2 }
+    END {
+        mc = median(c, NR); md = median(d, NR)
+        printf "collection cycle, %d containers each, sampled alternately (%d pairs): containerd %.1f us (%.2f us per container), Docker %.1f us (%.2f us per container), ratio %.2f\n", n, NR, mc * 1e6, mc * 1e6 / n, md * 1e6, md * 1e6 / n, mc / md
+    }' "$DIR/pair"
+
