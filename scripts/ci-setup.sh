@@ -14,9 +14,16 @@
 #                                               docker.io/library/localbusy:latest;
 #                                               used by tests/containerd.rs and
 #                                               scripts/bench-containerd.sh
+#   scripts/ci-setup.sh --image-tar             only write the localbusy rootfs tar
+#                                               to stdout (tests/podman.rs pipes it
+#                                               into `podman import`)
 set -euo pipefail
 
-PACKAGES=(docker.io containerd runc busybox-static musl-tools prometheus curl strace file iptables procps iproute2 util-linux perl graphite-carbon python3-whisper docker-compose python3-yaml)
+# podman (tests/podman.rs) needs nothing more with --no-install-recommends:
+# it brings conmon, containers-common and the CNI plugins, and runc is
+# its OCI runtime; the tests run their containers with
+# `--network none`, so neither slirp4netns nor netavark is wanted.
+PACKAGES=(docker.io containerd runc busybox-static musl-tools prometheus curl strace file iptables procps iproute2 util-linux perl graphite-carbon python3-whisper docker-compose python3-yaml podman)
 SHARED_SOCKET=/var/run/docker.sock
 DOCKERD_LOG=/tmp/outlyer-dockerd.log
 IMAGE=localbusy:latest
@@ -45,12 +52,8 @@ find_busybox() {
 }
 
 # The one recipe for the test image: a tar of a static busybox plus applet
-# symlinks, imported with `docker import`. No registry is needed.
-import_localbusy() {
-    local host=$1
-    if docker -H "$host" image inspect "$IMAGE" >/dev/null 2>&1; then
-        return 0
-    fi
+# symlinks, written to stdout. No registry is needed.
+localbusy_tar() {
     local busybox rootfs applet
     busybox=$(find_busybox) || die "no statically linked busybox (install busybox-static)"
     rootfs=$(mktemp -d /tmp/outlyer-localbusy.XXXXXX)
@@ -60,8 +63,19 @@ import_localbusy() {
         ln -s busybox "$rootfs/bin/$applet"
     done
     local rc=0
-    tar -C "$rootfs" -cf - . | docker -H "$host" import - "$IMAGE" >/dev/null || rc=$?
+    tar -C "$rootfs" -cf - . || rc=$?
     rm -rf "$rootfs"
+    return "$rc"
+}
+
+# The tar imported with `docker import` into the daemon at $1.
+import_localbusy() {
+    local host=$1
+    if docker -H "$host" image inspect "$IMAGE" >/dev/null 2>&1; then
+        return 0
+    fi
+    local rc=0
+    localbusy_tar | docker -H "$host" import - "$IMAGE" >/dev/null || rc=$?
     ((rc == 0)) || die "docker import of $IMAGE into $host failed"
     log "imported $IMAGE into $host"
 }
@@ -206,6 +220,10 @@ main() {
     if [[ ${1:-} == --containerd-image ]]; then
         [[ -n ${2:-} ]] || die "usage: $0 --containerd-image /path/to/containerd.sock [namespace]"
         import_containerd_localbusy "$2" "${3:-k8s.io}"
+        return 0
+    fi
+    if [[ ${1:-} == --image-tar ]]; then
+        localbusy_tar
         return 0
     fi
     [[ $(id -u) == 0 ]] || die "run as root (sudo $0): installs packages and starts dockerd"
