@@ -46,6 +46,14 @@ const SEARCH_DEPTH: usize = 8;
 /// Upper bound on directories visited by one fallback walk.
 const SEARCH_BUDGET: usize = 50_000;
 
+/// Whether a cgroup directory named `name` may be container `id`'s: the
+/// name holds the id and is not the runtime monitor's, which Podman and
+/// CRI-O put beside the container under the systemd driver
+/// (`libpod-conmon-<id>.scope`, `crio-conmon-<id>.scope`).
+fn may_be_container(name: &str, id: &str) -> bool {
+    name.contains(id) && !name.contains("conmon")
+}
+
 /// Walks `h` breadth-first for a directory whose name contains `id`;
 /// returns its path inside the hierarchy (`/kubepods/pod…/<id>`).
 pub fn search_by_id(h: &Hierarchy, id: &str) -> Option<String> {
@@ -73,7 +81,7 @@ pub fn search_by_id(h: &Hierarchy, id: &str) -> Option<String> {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             let child_rel = format!("{rel}/{name}");
-            if name.contains(id) {
+            if may_be_container(name, id) {
                 let root = h.root.trim_end_matches('/');
                 return Some(format!("{root}{child_rel}"));
             }
@@ -85,11 +93,14 @@ pub fn search_by_id(h: &Hierarchy, id: &str) -> Option<String> {
     None
 }
 
-/// The usual places for a container's cgroup when `/proc/<pid>/cgroup` is unusable.
+/// The usual places for a container's cgroup when `/proc/<pid>/cgroup` is
+/// unusable: Docker's, then Podman's (cgroupfs and systemd managers).
 fn guessed_paths(id: &str, cgroup_parent: &str) -> Vec<String> {
     let mut v = vec![
         format!("/docker/{id}"),
         format!("/system.slice/docker-{id}.scope"),
+        format!("/libpod_parent/libpod-{id}"),
+        format!("/machine.slice/libpod-{id}.scope"),
     ];
     let parent = cgroup_parent.trim_end_matches('/');
     if !parent.is_empty() {
@@ -100,6 +111,8 @@ fn guessed_paths(id: &str, cgroup_parent: &str) -> Vec<String> {
         };
         v.push(format!("{parent}/{id}"));
         v.push(format!("{parent}/docker-{id}.scope"));
+        v.push(format!("{parent}/libpod-{id}"));
+        v.push(format!("{parent}/libpod-{id}.scope"));
     }
     v
 }
@@ -233,6 +246,71 @@ mod tests {
         assert!(g.contains(&"/my.slice/docker-ID.scope".to_string()));
         let g = guessed_paths("ID", "/foo/");
         assert!(g.contains(&"/foo/ID".to_string()));
-        assert_eq!(guessed_paths("ID", "").len(), 2);
+        assert!(g.contains(&"/foo/libpod-ID".to_string()));
+        assert_eq!(guessed_paths("ID", "").len(), 4);
+    }
+
+    /// A v2 tree with Podman's systemd-driver scopes: the monitor's
+    /// `libpod-conmon-<id>.scope` beside the container's `libpod-<id>.scope`.
+    fn podman_tree(tag: &str, parent: &str, id: &str) -> (PathBuf, Hierarchies) {
+        let root =
+            std::env::temp_dir().join(format!("outlyer-resolve-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for name in [
+            format!("libpod-conmon-{id}.scope"),
+            format!("libpod-{id}.scope"),
+        ] {
+            std::fs::create_dir_all(root.join(parent).join(name)).unwrap();
+        }
+        let h = Hierarchies {
+            layout: Layout::V2,
+            cpu: None,
+            cpuacct: None,
+            memory: None,
+            blkio: None,
+            pids: None,
+            unified: Some(Hierarchy {
+                root: "/".into(),
+                path: root.clone(),
+            }),
+            memory_enabled: true,
+        };
+        (root, h)
+    }
+
+    #[test]
+    fn monitor_scopes_are_not_containers() {
+        for name in [
+            "ID",
+            "docker-ID.scope",
+            "libpod-ID",
+            "libpod-ID.scope",
+            "crio-ID.scope",
+        ] {
+            assert!(may_be_container(name, "ID"), "{name}");
+        }
+        for name in [
+            "libpod-conmon-ID.scope",
+            "crio-conmon-ID.scope",
+            "other.scope",
+        ] {
+            assert!(!may_be_container(name, "ID"), "{name}");
+        }
+    }
+
+    #[test]
+    fn podman_scope_found_not_its_conmon() {
+        let id = "5f2ec6ac0b4b4f0b9c0a1d2e3f405162738495a6b7c8d9e0f1a2b3c4d5e6f708";
+        // A cgroup-namespace relative path (an agent in a container of its
+        // own cgroupns) names no usable directory: the guess must do.
+        let (root, h) = podman_tree("guess", "machine.slice", id);
+        let d = resolve_with(&h, b"0::/../../machine.slice/x\n", id, "", "").unwrap();
+        assert_eq!(d.path, format!("/machine.slice/libpod-{id}.scope"));
+        std::fs::remove_dir_all(root).unwrap();
+        // A parent nobody guesses: the walk must skip the monitor's scope.
+        let (root, h) = podman_tree("walk", "custom.slice", id);
+        let d = resolve_with(&h, b"", id, "", "").unwrap();
+        assert_eq!(d.path, format!("/custom.slice/libpod-{id}.scope"));
+        std::fs::remove_dir_all(root).unwrap();
     }
 }
