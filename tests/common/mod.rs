@@ -115,18 +115,50 @@ pub fn require_docker() -> bool {
     true
 }
 
-/// Whether a private dockerd can be started (root, dockerd installed). Same
-/// skip/fail policy as [`require_docker`].
-pub fn require_private_dockerd() -> bool {
-    let is_root = fs::read_to_string("/proc/self/status")
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("Uid:"))
                 .map(|l| l.split_whitespace().nth(1) == Some("0"))
         })
-        .unwrap_or(false);
-    let ok = is_root
+        .unwrap_or(false)
+}
+
+/// The Podman CLI: `OUTLYER_PODMAN_CLI` if set, else `podman` on PATH.
+pub fn podman() -> String {
+    std::env::var("OUTLYER_PODMAN_CLI").unwrap_or_else(|_| "podman".to_string())
+}
+
+/// Whether a rootful Podman can be used (root, the CLI runs). Same skip/fail
+/// policy as [`require_docker`], on the same variable: `scripts/ci-setup.sh`
+/// installs podman beside Docker.
+pub fn require_podman() -> bool {
+    let ok = is_root()
+        && Command::new(podman())
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        if docker_required() {
+            panic!(
+                "OUTLYER_REQUIRE_DOCKER is set but podman can't be used (needs root and the \
+                 podman CLI); run scripts/ci-setup.sh as root"
+            );
+        }
+        eprintln!("SKIPPED: podman needs root and the podman CLI; set OUTLYER_REQUIRE_DOCKER=1 to fail instead");
+        return false;
+    }
+    true
+}
+
+/// Whether a private dockerd can be started (root, dockerd installed). Same
+/// skip/fail policy as [`require_docker`].
+pub fn require_private_dockerd() -> bool {
+    let ok = is_root()
         && dockerd_bin().is_some()
         && Path::new("/usr/bin/containerd").exists()
         && Command::new("unshare")
