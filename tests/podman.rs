@@ -527,6 +527,18 @@ fn podman_service_containers_metrics_and_events() {
         !log.contains("drift"),
         "the re-list found what the events missed:\n{log}"
     );
+    // Podman's /info ID (a new UUID on every call) is not taken for the
+    // host: the fingerprint comes from the host id the agent sees here.
+    assert!(
+        log.contains("Podman's /info ID is new on every call"),
+        "Podman not recognised from its /info reply:\n{log}"
+    );
+    let (status, finger) = http_get(&agent.addr, "/");
+    assert_eq!(status, 200, "GET / answered {status}: {finger}");
+    assert!(
+        !log.contains("(from the Docker daemon id)"),
+        "the host fingerprint came from Podman's /info ID:\n{log}"
+    );
     // No reply, event or inspection of Podman's was unusable.
     let warnings: Vec<&str> = log.lines().filter(|l| l.contains(" warn ")).collect();
     assert!(

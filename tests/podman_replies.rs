@@ -5,7 +5,8 @@
 //! sync. What differs from Docker: `MinAPIVersion` 1.24, the image named
 //! `localhost/...`, chunked `/info` and inspect replies, and events Docker
 //! does not send (`init`, `cleanup`, `remove` where Docker says `destroy`,
-//! `restart` before the `stop`/`die`/`start` it stands for).
+//! `restart` before the `stop`/`die`/`start` it stands for), and an `/info`
+//! `ID` that is a new random UUID on every call.
 
 use outlyer_agent::docker::api::{parse_container_list, parse_info, parse_inspect};
 use outlyer_agent::docker::client::{Output, Request};
@@ -93,6 +94,9 @@ fn info_is_chunked_and_names_the_cgroupfs_driver() {
     );
     assert_eq!(info.name.as_deref(), Some("vm"));
     assert_eq!(info.cgroup_driver.as_deref(), Some("cgroupfs"));
+    // Podman's tell, and the reason its ID is no host identity: a second
+    // call answers another random UUID.
+    assert!(info.podman);
 }
 
 #[test]
@@ -238,6 +242,11 @@ fn sync_tracks_the_captured_conversation() {
         .iter()
         .any(|a| matches!(a, Action::OpenEvents(p) if p.starts_with("/v1.41/events?"))));
     s.handle(ok(Request::Info, INFO), now);
+    // Podman's ID changes with every call: it is not offered as the host's.
+    assert!(drain(&mut s).contains(&Action::Daemon {
+        id: None,
+        name: Some("vm".into())
+    }));
     s.handle(Output::EventsOpen { status: 200 }, now);
     let acts = drain(&mut s);
     assert!(acts.contains(&Action::Send(Request::List)));

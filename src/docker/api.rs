@@ -541,6 +541,9 @@ pub struct DaemonInfo {
     pub memory_limit: Option<bool>,
     /// `false` predicts missing `memory.memsw.*` files.
     pub swap_limit: Option<bool>,
+    /// Podman's compatible API answered (it alone sends `BuildahVersion`).
+    /// Its `ID` is a new random UUID on every call (4.3), not an identity.
+    pub podman: bool,
 }
 
 #[derive(Deserialize)]
@@ -567,6 +570,8 @@ struct RawInfo {
     memory_limit: Option<Value>,
     #[serde(rename = "SwapLimit")]
     swap_limit: Option<Value>,
+    #[serde(rename = "BuildahVersion")]
+    buildah_version: Option<Value>,
 }
 
 /// Parses `GET /info`. Only the JSON must be well-formed: a field of an
@@ -592,6 +597,7 @@ pub fn parse_info(body: &[u8]) -> Result<DaemonInfo, ApiError> {
         ncpu: as_u64(raw.ncpu.as_ref()).and_then(|n| u32::try_from(n).ok()),
         memory_limit: as_bool(raw.memory_limit.as_ref()),
         swap_limit: as_bool(raw.swap_limit.as_ref()),
+        podman: text(raw.buildah_version).is_some(),
     })
 }
 
@@ -932,6 +938,7 @@ mod tests {
             .server_version
             .as_deref()
             .is_some_and(|v| v.starts_with("20.10")));
+        assert!(!info.podman);
     }
 
     #[test]

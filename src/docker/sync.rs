@@ -329,6 +329,14 @@ impl DockerSync {
 
     fn on_info(&mut self, body: &[u8]) {
         let (id, name) = match parse_info(body) {
+            Ok(info) if info.podman => {
+                info!(
+                    "docker: Podman's /info ID is new on every call, so it cannot stand for \
+                     this host: the host fingerprint needs a host id (the host's \
+                     /etc/machine-id under the rootfs) or DATALOOP_FINGERPRINT"
+                );
+                (None, info.name.filter(|s| !s.is_empty()))
+            }
             Ok(info) => (
                 info.id.filter(|s| !s.is_empty()),
                 info.name.filter(|s| !s.is_empty()),
