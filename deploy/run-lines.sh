@@ -98,6 +98,19 @@ docker run -d \
 -v /sys/fs/cgroup:/rootfs/sys/fs/cgroup:ro \
 outlyer/agent:latest
 
+#@ podman
+DATALOOP_AGENT_KEY=xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx
+DATALOOP_NAME=podman_container_name
+
+podman run -d \
+-e "DATALOOP_AGENT_KEY=${DATALOOP_AGENT_KEY}" \
+-e "DATALOOP_NAME=${DATALOOP_NAME}" \
+-v /run/podman/podman.sock:/var/run/docker.sock:ro \
+-v /proc:/rootfs/proc:ro \
+-v /sys/fs/cgroup:/rootfs/sys/fs/cgroup:ro \
+-v /etc/machine-id:/rootfs/etc/machine-id:ro \
+outlyer/agent:latest
+
 #@ fingerprint
 curl -XGET http://<container>:8000
 
