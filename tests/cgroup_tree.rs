@@ -569,7 +569,10 @@ fn a_captured_containerd_config_parses() {
     )
     .unwrap();
     let spec = outlyer_agent::bundle::parse_spec(&text).unwrap();
-    assert!(spec.has_netns, "the pod's network namespace, joined by path");
+    assert!(
+        spec.has_netns,
+        "the pod's network namespace, joined by path"
+    );
     assert!(spec.env_tags.is_empty());
     let k = spec.kube().unwrap();
     assert_eq!(
