@@ -38,8 +38,11 @@ IMAGE=outlyer/agent:latest
 LOCAL_TAG=${LOCAL_TAG:-outlyer-agent:local}
 BUSYBOX_IMAGE=${BUSYBOX_IMAGE:-localbusy:latest}
 BIN=target/x86_64-unknown-linux-musl/release/outlyer-agent
-# The size targets: 1.6 MB binary, 1.7 MB image.
-BIN_BUDGET=${BIN_BUDGET:-1600000}        # bytes
+# Size budgets. The binary's was 1.6 MB until the agent grew a second
+# container source (the cgroup tree with containerd's and CRI-O's bundles,
+# +45 KB); the budget for everything planned (push sinks included) is
+# 1.70 MB, the image's (which holds the binary alone) too.
+BIN_BUDGET=${BIN_BUDGET:-1700000}        # bytes
 IMG_BUDGET=${IMG_BUDGET:-1700000}        # bytes
 COLD_START_BUDGET_MS=${COLD_START_BUDGET_MS:-20}
 METRICS_WAIT=${METRICS_WAIT:-75}         # s to wait for the first collection
