@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Soak: the release agent against N containers (default 50) with churn (two
 # replacements a minute), /metrics scraped every 5 s, uploading every cycle
-# (--interval 10) to the fake TLS backend of tests/upload_tls.rs. Every 10 s
+# (--interval 10) to the fake TLS backend of tests/upload_tls.rs. The
+# containers run on a private dockerd (its own data root, socket and network
+# namespace), so that nothing else on the machine's daemon is counted. Every 10 s
 # it samples the agent's VmRSS, open descriptors and CPU time into a CSV,
 # and at the end draws them (SVG, made here with awk: no plotting stack)
 # and prints the start and end figures. Run as root with Docker answering:
@@ -36,15 +38,25 @@ CSV=$OUT/soak.csv
 SVG=$OUT/soak.svg
 AGENT_PID=
 BACKEND_PID=
+DOCKERD_PID=
+SOCK=$WORK/docker.sock
+dk() { docker -H "unix://$SOCK" "$@"; }
 
 cleanup() {
     [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null
     rm -f "$WORK/port"
     [ -n "$BACKEND_PID" ] && wait "$BACKEND_PID" 2>/dev/null
-    local ids
-    ids=$(docker ps -aq --filter "name=$PREFIX-")
-    # shellcheck disable=SC2086 # one id per word
-    [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
+    if [ -n "$DOCKERD_PID" ]; then
+        local ids
+        ids=$(dk ps -aq 2>/dev/null)
+        # shellcheck disable=SC2086 # one id per word
+        [ -n "$ids" ] && dk rm -f $ids >/dev/null 2>&1
+        kill "$DOCKERD_PID" 2>/dev/null
+        for _ in $(seq 100); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$DOCKERD_PID" 2>/dev/null
+        awk -v d="$WORK/" 'index($5, d) == 1 { print length($5), $5 }' /proc/self/mountinfo | sort -rn | cut -d' ' -f2- |
+            while read -r p; do umount -l "$p" 2>/dev/null; done
+    fi
     rm -rf "$WORK"
     return 0
 }
@@ -63,8 +75,22 @@ for _ in $(seq 100); do [ -f "$WORK/port" ] && break; sleep 0.1; done
 [ -f "$WORK/port" ] || { echo "soak: the fake backend did not start" >&2; exit 1; }
 BPORT=$(cat "$WORK/port")
 
+echo "soak: a private dockerd at $SOCK"
+echo '{}' >"$WORK/daemon.json"
+unshare --net dockerd --host "unix://$SOCK" --data-root "$WORK/data" --exec-root "$WORK/exec" \
+    --pidfile "$WORK/dockerd.pid" --config-file "$WORK/daemon.json" --bridge none --iptables=false \
+    --ip-masq=false --userland-proxy=false >"$WORK/dockerd.log" 2>&1 </dev/null &
+DOCKERD_PID=$!
+for _ in $(seq 600); do
+    [ "$(curl -s --max-time 1 --unix-socket "$SOCK" http://docker/_ping 2>/dev/null)" = OK ] && break
+    sleep 0.1
+done
+[ "$(curl -s --max-time 1 --unix-socket "$SOCK" http://docker/_ping 2>/dev/null)" = OK ] ||
+    { tail -n 20 "$WORK/dockerd.log" >&2; echo "soak: the private dockerd did not answer" >&2; exit 1; }
+bash scripts/ci-setup.sh --import-image "unix://$SOCK"
+
 start_container() { # name
-    docker run -d --name "$1" --network none localbusy:latest \
+    dk run -d --name "$1" --network none localbusy:latest \
         sh -c 'while :; do sleep 1; done' >/dev/null
 }
 echo "soak: starting $N containers"
@@ -74,7 +100,8 @@ next=$((N + 1))
 DATALOOP_AGENT_KEY=soak-key DATALOOP_SERVER="https://localhost:$BPORT" \
     DATALOOP_SERIES_URL="https://localhost:$BPORT/v2/accounts/soak/series" \
     DATALOOP_CA_FILE="$WORK/ca.pem" \
-    "$BIN" --rootfs / --interval 10 --listen "127.0.0.1:$PORT" >"$WORK/agent.log" 2>&1 &
+    "$BIN" --runtime docker --docker-socket "$SOCK" --rootfs / --interval 10 \
+    --listen "127.0.0.1:$PORT" >"$WORK/agent.log" 2>&1 &
 AGENT_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
@@ -95,8 +122,8 @@ while :; do
     scrape_ms=$((($(date +%s%N) - t0) / 1000000))
     if [ $((now - last_churn)) -ge 30 ]; then
         # Two replacements a minute: the oldest goes, a new one comes.
-        victim=$(docker ps -q --filter "name=$PREFIX-" | tail -n 1)
-        [ -n "$victim" ] && docker rm -f "$victim" >/dev/null
+        victim=$(dk ps -q --filter "name=$PREFIX-" | tail -n 1)
+        [ -n "$victim" ] && dk rm -f "$victim" >/dev/null
         start_container "$PREFIX-$next"
         next=$((next + 1))
         last_churn=$now

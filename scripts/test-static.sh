@@ -505,6 +505,16 @@ check "a non-root USER without the socket's group lists no workload (why the ima
     [ -z "$(metric_value "$tmp/nogroup.out" container_last_seen "$P-busy")" ]
 check "... because the socket refuses it" grep -q 'ermission denied' "$tmp/nogroup.err"
 
+# --- churn against the static binary: descriptors and RSS back to the baseline ---
+echo "== churn (tests/churn.rs) against $BIN for 60 s"
+if OUTLYER_AGENT_BIN="$PWD/$BIN" OUTLYER_CHURN_SECS=60 cargo test --quiet --test churn -- --nocapture >"$tmp/churn.log" 2>&1; then
+    ok "churn: 20 starts/s for 60 s, nothing missed or left tracked, fds and RSS (within 64 KiB) back to the baseline"
+    grep -a '^FIGURE' "$tmp/churn.log" | sed 's/^/     /'
+else
+    bad "churn: 20 starts/s for 60 s, nothing missed or left tracked, fds and RSS (within 64 KiB) back to the baseline"
+    tail -n 30 "$tmp/churn.log" | sed 's/^/     /'
+fi
+
 # --- docker-compose.yaml, as shipped, on a free loopback port --------------------
 if command -v docker-compose >/dev/null 2>&1 || command docker compose version >/dev/null 2>&1; then
     echo "== docker-compose.yaml"

@@ -31,8 +31,16 @@ pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The agent binary: this build's, or `OUTLYER_AGENT_BIN` (a release or
+/// static build, for the figures some tests print).
 pub fn agent_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_outlyer-agent")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("OUTLYER_AGENT_BIN")
+            .ok()
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_outlyer-agent").to_owned())
+    })
 }
 
 /// The Docker CLI: `OUTLYER_DOCKER_CLI` if set, else `/usr/bin/docker`, else
