@@ -28,6 +28,9 @@ fn fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
+/// One scrape: when it was asked, and the container names it listed.
+type Scrape = (Instant, HashSet<String>);
+
 /// One container's life: pool index, started, stopped.
 struct Life {
     i: usize,
@@ -70,7 +73,7 @@ fn churn_leaves_nothing_behind_and_misses_no_container() {
 
     // Scrapes in the background: (when, names listed).
     let stop = Arc::new(AtomicBool::new(false));
-    let seen: Arc<Mutex<Vec<(Instant, HashSet<String>)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<Scrape>>> = Arc::default();
     let scraper = {
         let (stop, seen, addr) = (stop.clone(), seen.clone(), agent.addr.clone());
         thread::spawn(move || {
