@@ -213,7 +213,12 @@ impl Agent {
         );
         match &self.fingerprint {
             Some(f) => info!("fingerprint {f}"),
-            None => info!("no host id visible; the fingerprint will come from Docker's daemon id"),
+            None if self.docker_api => {
+                info!("no host id visible; the fingerprint will come from Docker's daemon id")
+            }
+            None => info!(
+                "no host id visible and no Docker API: no fingerprint (mount /etc/machine-id or set DATALOOP_FINGERPRINT)"
+            ),
         }
         info!("{}", self.registry.self_identity.describe());
         let now = Instant::now();

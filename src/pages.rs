@@ -51,20 +51,26 @@ impl Pages<'_> {
 
 impl Handler for Pages<'_> {
     fn route(&mut self, req: &server::Request<'_>) -> Response {
-        route(req.method, req.path, self.fingerprint, || {
-            if self.tree_synced == Some(false) {
-                return Err("the cgroup tree has not been read yet".to_owned());
-            }
-            match self.docker {
-                // Beside the cgroup tree, a Docker API with no socket is a
-                // source that is not there (a containerd node), not one
-                // that is late.
-                Some(d) if self.tree_synced.is_none() || self.docker_socket.exists() => {
-                    d.readiness(self.now)
+        route(
+            req.method,
+            req.path,
+            self.fingerprint,
+            self.docker.is_some(),
+            || {
+                if self.tree_synced == Some(false) {
+                    return Err("the cgroup tree has not been read yet".to_owned());
                 }
-                _ => Ok(()),
-            }
-        })
+                match self.docker {
+                    // Beside the cgroup tree, a Docker API with no socket is a
+                    // source that is not there (a containerd node), not one
+                    // that is late.
+                    Some(d) if self.tree_synced.is_none() || self.docker_socket.exists() => {
+                        d.readiness(self.now)
+                    }
+                    _ => Ok(()),
+                }
+            },
+        )
     }
 
     fn produce(&mut self, stream: &mut StreamState, out: &mut Vec<u8>) {
@@ -78,6 +84,7 @@ fn route(
     method: &str,
     path: &str,
     fingerprint: Option<&str>,
+    docker_api: bool,
     ready: impl FnOnce() -> Result<(), String>,
 ) -> Response {
     let path = path.split('?').next().unwrap_or(path);
@@ -95,9 +102,13 @@ fn route(
     match path {
         "/" => match fingerprint {
             Some(f) => Response::text(200, format!("{f}\n")),
-            None => Response::text(
+            None if docker_api => Response::text(
                 503,
                 "fingerprint not known yet: waiting for the Docker daemon id\n",
+            ),
+            None => Response::text(
+                503,
+                "fingerprint not known: no host id visible (mount /etc/machine-id or set DATALOOP_FINGERPRINT)\n",
             ),
         },
         "/healthz" => Response::text(200, "ok\n"),
