@@ -147,7 +147,7 @@ fn churn_leaves_nothing_behind_and_misses_no_container() {
     );
     assert!(lives.len() as u64 >= secs * STARTS_PER_SEC * 9 / 10);
     assert!(missed.is_empty(), "never seen: {missed:?}");
-    assert_eq!(fd1, fd0, "descriptors after the churn");
+    assert!(fd1 <= fd0, "descriptors after the churn: {fd0} -> {fd1}");
     // The RSS promise is the shipped binary's: scripts/test-static.sh runs
     // this test against the static build (OUTLYER_AGENT_BIN). A debug build
     // on glibc's allocator keeps a little more of every busy moment (+76 KiB
