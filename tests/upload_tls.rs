@@ -1438,3 +1438,75 @@ fn a_silent_nameserver_never_stalls_the_loop() {
         >= 1));
     assert!(t.elapsed() < Duration::from_millis(500));
 }
+
+/// A CA and a leaf for `names` that expired in 2020.
+fn expired(names: &[&str]) -> Pki {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+    let leaf = params.signed_by(&leaf_key, &ca).unwrap();
+    Pki {
+        ca_pem: ca.pem(),
+        chain: vec![leaf.der().clone(), ca.der().clone()],
+        key: leaf_key.serialize_der(),
+    }
+}
+
+#[test]
+fn expired_certificate_is_refused_and_nothing_is_sent() {
+    let tmp = TempFiles::new("expired");
+    let pki = expired(&["localhost"]);
+    let backend = Backend::start(&pki, ok_responder());
+    let server = format!("https://localhost:{}", backend.addr.port());
+    // Its CA is trusted: only the dates are wrong.
+    let mut agent = Agent::new(settings(&tmp, &server, &pki.ca_pem, &[]));
+    assert!(agent.run_until(Duration::from_secs(5), |up| up
+        .core()
+        .failures(Endpoint::Api)
+        >= 1));
+    assert!(agent.run_until(Duration::from_secs(3), |_| {
+        backend.handshake_failures.load(Ordering::SeqCst) >= 1
+    }));
+    assert_eq!(agent.up.core().api_counts().pings, 0);
+    assert!(backend.requests().is_empty());
+}
+
+/// A proxy that answers CONNECT and then terminates TLS itself with a
+/// certificate for the right name from a CA the agent does not trust (the
+/// MITM of a corporate proxy): refused, nothing sent through it.
+#[test]
+fn a_proxy_that_intercepts_tls_is_refused_and_nothing_is_sent() {
+    let tmp = TempFiles::new("mitm");
+    let real = pki(&["backend.test"]);
+    let mitm = pki(&["backend.test"]);
+    let interceptor = Backend::start(&mitm, ok_responder());
+    let proxy = start_proxy(interceptor.addr, None);
+    let server = format!("https://backend.test:{}", interceptor.addr.port());
+    let mut agent = Agent::new(settings(
+        &tmp,
+        &server,
+        &real.ca_pem,
+        &[(
+            "HTTPS_PROXY",
+            format!("http://127.0.0.1:{}", proxy.addr.port()),
+        )],
+    ));
+    assert!(agent.run_until(Duration::from_secs(5), |up| up
+        .core()
+        .failures(Endpoint::Api)
+        >= 1));
+    assert!(agent.run_until(Duration::from_secs(3), |_| {
+        interceptor.handshake_failures.load(Ordering::SeqCst) >= 1
+    }));
+    assert!(
+        !proxy.seen.lock().unwrap().is_empty(),
+        "went through the proxy"
+    );
+    assert_eq!(agent.up.core().api_counts().pings, 0);
+    assert!(interceptor.requests().is_empty());
+}
