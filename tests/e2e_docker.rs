@@ -999,6 +999,18 @@ fn configuration_errors_exit_2_naming_the_setting() {
     expect_config_error(&["--debug=maybe"], &[], "--debug");
     expect_config_error(&["--tcp-states=maybe"], &[], "--tcp-states");
     expect_config_error(&["--once=yes"], &[], "--once");
+    expect_config_error(&["--runtime", "rkt"], &[], "--runtime");
+    expect_config_error(&[], &[("DATALOOP_RUNTIME", "lxc")], "DATALOOP_RUNTIME");
+    expect_config_error(
+        &["--containerd-state", "run/containerd"],
+        &[],
+        "--containerd-state",
+    );
+    expect_config_error(
+        &[],
+        &[("DATALOOP_CRIO_STATE", "relative")],
+        "DATALOOP_CRIO_STATE",
+    );
 }
 
 /// Bad upload settings (read only with a key) exit 2 naming the setting,
