@@ -248,6 +248,49 @@ pub(super) fn update_load(
 mod tests {
     use super::*;
 
+    fn stat_line(tid: u32, state: char) -> String {
+        format!("{tid} (t{tid}) {state} 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 1 1000 10\n")
+    }
+
+    #[test]
+    fn task_reads_stay_within_the_budget() {
+        let root = std::env::temp_dir().join(format!("outlyer-tasks-{}", std::process::id()));
+        for tid in 1..=20u32 {
+            std::fs::create_dir_all(root.join(format!("proc/{tid}"))).unwrap();
+            let state = if tid % 2 == 0 { 'R' } else { 'S' };
+            std::fs::write(root.join(format!("proc/{tid}/stat")), stat_line(tid, state)).unwrap();
+        }
+        let rootfs = root.to_str().unwrap();
+        let list: String = (1..=20u32).map(|t| format!("{t}\n")).collect();
+        let mut cache = TaskCache::default();
+        let mut path = String::new();
+        let mut cycle = |cache: &mut TaskCache, list: &str| {
+            cache.begin();
+            let s = cache.sample(list.as_bytes(), &mut path, rootfs);
+            cache.end();
+            s
+        };
+        // Listed once: nothing opened (a short-lived task is never opened).
+        let s = cycle(&mut cache, &list);
+        assert_eq!((s.runnable, s.covered, cache.entries.len()), (0, false, 0));
+        // Then one open per cycle, up to the budget of 8 kept tasks.
+        for k in 1..=12usize {
+            let s = cycle(&mut cache, &list);
+            assert_eq!(cache.entries.len(), k.min(MAX_CACHED_TASKS));
+            assert!(!s.covered);
+        }
+        // Tasks 1..=8 are kept: 4 of them (the even ones) run.
+        assert_eq!(cycle(&mut cache, &list).runnable, 4);
+        // A kept task whose stat no longer reads (it exited) is dropped;
+        // a short list is covered.
+        std::fs::write(root.join("proc/2/stat"), "").unwrap();
+        let s = cycle(&mut cache, "1\n2\n3\n");
+        assert_eq!((s.runnable, s.covered, cache.entries.len()), (0, false, 2));
+        let s = cycle(&mut cache, "1\n3\n");
+        assert!(s.covered && s.single_threaded);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
     #[test]
     fn load_average_converges() {
         let t0 = Instant::now();
