@@ -5,7 +5,7 @@
 use super::files::{Outcome, ReadBuf, Src};
 use super::open::{f, HostFiles, SpecDirs};
 use super::reading::*;
-use super::tasks::{count_runnable, single_threaded_runnable, TaskCache};
+use super::tasks::TaskCache;
 use crate::cgroup::parse::{self as cg, Limit};
 use crate::procfs::parse as pp;
 use crate::sys;
@@ -159,24 +159,37 @@ pub(super) fn read_container(
     r.blk = blk.as_ref().map(|b| b.total);
 
     if !foreign_pidns {
-        // Processes first: when each has one thread (most containers), their
-        // states are the load and the task list need not be read at all.
+        // Processes first: when the kept task fds cover every process and
+        // each has one thread (most containers), the processes are all the
+        // tasks and the task list need not be read.
         let procs = read(buf, &fl[f::PROCS], false).ok()?;
         let procs_read = procs.is_some();
         task_cache.start_fingerprint(procs, process_fingerprints);
+        task_cache.begin();
         r.processes = procs.and_then(|b| cg::count_pids(b).ok());
-        let single = procs.and_then(|b| single_threaded_runnable(b, task_cache, path_buf, rootfs));
+        let sample = procs.map(|b| task_cache.sample(b, path_buf, rootfs));
         if procs_read && r.processes.is_none() {
             buf.unusable += 1;
         }
-        if let Some(runnable) = single {
-            r.runnable = Some(runnable);
-            r.threads = r.processes;
-        } else if let Some(b) = read(buf, &fl[f::TASKS], false).ok()? {
-            let (tasks, runnable) = count_runnable(b, task_cache, path_buf, rootfs);
-            r.runnable = Some(runnable);
-            r.threads = Some(tasks);
+        match sample {
+            Some(s) if s.covered && s.single_threaded && r.processes.is_some() => {
+                r.runnable = Some(s.runnable);
+                r.threads = r.processes;
+            }
+            _ => match read(buf, &fl[f::TASKS], false) {
+                Ok(Some(b)) => {
+                    let s = task_cache.sample(b, path_buf, rootfs);
+                    r.runnable = Some(s.runnable);
+                    r.threads = cg::count_pids(b).ok();
+                }
+                Ok(None) => r.runnable = sample.map(|s| s.runnable),
+                Err(()) => {
+                    task_cache.end();
+                    return None;
+                }
+            },
         }
+        task_cache.end();
     }
     if r.threads.is_none() {
         r.threads = read_u64(buf, &fl[f::PIDS_CURRENT]).ok()?;
