@@ -1254,8 +1254,9 @@ fn shutdown_deregistrations_do_not_wait_behind_requests_a_stalled_backend_holds(
     for c in &cs {
         agent.up.container_started(c, vec![], Instant::now());
     }
-    // A 5 000-sample backlog, then every connection holds a request.
-    let fingers: Vec<String> = (0..1700).map(|i| format!("f{i}")).collect();
+    // A 10 000-sample backlog (the fault matrix's), then every connection
+    // holds a request.
+    let fingers: Vec<String> = (0..3334).map(|i| format!("f{i}")).collect();
     agent.push_cycle(&fingers, 1_700_000_000.0);
     let api_requests = |r: &Mutex<Vec<u8>>| {
         String::from_utf8_lossy(&r.lock().unwrap())
