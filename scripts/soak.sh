@@ -43,6 +43,7 @@ SOCK=$WORK/docker.sock
 dk() { docker -H "unix://$SOCK" "$@"; }
 
 cleanup() {
+    set +e # a failing step of the clean-up must not decide the exit code
     [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null
     rm -f "$WORK/port"
     [ -n "$BACKEND_PID" ] && wait "$BACKEND_PID" 2>/dev/null
@@ -160,6 +161,8 @@ summary=$(awk -F, -v dur="$DURATION" '
     END {
         win = dur >= 1800 ? 300 : int(dur / 5); warm = dur >= 1800 ? 120 : int(dur / 10)
         for (i = 2; i <= n; i++) { if (t[i] >= warm && !a) a = i; if (t[i] <= warm + win) b = i; if (t[i] >= t[n] - win && !c) c = i }
+        # A run too short for its windows: the first and the last sample.
+        if (!a) a = 2; if (b < a) b = a; if (!c) c = n
         printf "%d %d %d %d %.2f %d\n", median(rss, a, b), median(rss, c, n), median(fds, a, b), median(fds, c, n), cpu[n], t[n]
     }' "$CSV")
 read -r rss0 rss1 fds0 fds1 cpu_s t_end <<<"$summary"
