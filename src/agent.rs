@@ -500,19 +500,12 @@ impl Agent {
         }
         if let Some(c) = &self.cgroups {
             let mut runtimes: Vec<String> = Vec::new();
-            for (name, dir, on) in [
-                (
-                    "containerd",
-                    &self.cfg.containerd_state,
-                    tree_wants(&self.cfg, RuntimeChoice::Containerd),
-                ),
-                (
-                    "CRI-O",
-                    &self.cfg.crio_state,
-                    tree_wants(&self.cfg, RuntimeChoice::Crio),
-                ),
+            let s = c.settings();
+            for (name, dir) in [
+                ("containerd", &s.containerd_state),
+                ("CRI-O", &s.crio_state),
             ] {
-                if on {
+                if let Some(dir) = dir {
                     let state = if dir.is_dir() {
                         ""
                     } else {

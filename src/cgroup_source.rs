@@ -25,12 +25,10 @@ use crate::cgroup::mounts::{Hierarchies, Hierarchy, Layout};
 use crate::cgroup::runtime::Runtime;
 use crate::cgroup::tree::{CgroupTree, ContainerCgroup, TreeEvent};
 use crate::registry::{
-    ContainerInfo, K8S_CONTAINER_NAME, K8S_NAMESPACE, K8S_POD_NAME, K8S_POD_UID,
+    ContainerInfo, CRI_CONTAINER_TYPE, K8S_CONTAINER_NAME, K8S_NAMESPACE, K8S_POD_NAME, K8S_POD_UID,
 };
 use crate::source::Change;
 
-/// The label that marks a pod's sandbox (the registry leaves it out).
-const CRI_CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 use crate::{info, warn};
 
 /// How long a container may wait for its bundle and pid file.
@@ -65,7 +63,8 @@ pub struct CgroupSource {
     hierarchy: Hierarchy,
     stores: Stores,
     kinds: Vec<Kind>,
-    docker_api: bool,
+    /// What it was started with.
+    settings: Settings,
     pending: Vec<Pending>,
     /// Ids reported as added and not yet removed.
     reported: HashSet<Box<str>>,
@@ -110,7 +109,7 @@ impl CgroupSource {
                 settings.crio_state.as_deref(),
             ),
             kinds,
-            docker_api: settings.docker_api,
+            settings: settings.clone(),
             pending: Vec::new(),
             reported: HashSet::new(),
             changes: VecDeque::new(),
@@ -122,6 +121,10 @@ impl CgroupSource {
 
     pub fn raw_fd(&self) -> RawFd {
         self.tree.raw_fd()
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// Where the tree is read.
@@ -259,7 +262,7 @@ impl CgroupSource {
             Some(b) if late => self.report(&p.c, Some(&b)),
             None if late => {
                 // A bare id nobody's files name is the Docker API's, when one runs.
-                if p.c.runtime == Runtime::Unknown && self.docker_api {
+                if p.c.runtime == Runtime::Unknown && self.settings.docker_api {
                     return;
                 }
                 info!(
@@ -338,7 +341,8 @@ pub fn container_info(c: &ContainerCgroup, bundle: Option<&Bundle>, pid: u32) ->
                 labels.push((key.to_owned(), value.clone()));
             }
             if k.sandbox {
-                labels.push((CRI_CONTAINER_TYPE.to_owned(), "sandbox".to_owned()));
+                // The mark the registry leaves a sandbox out by.
+                labels.push((CRI_CONTAINER_TYPE[0].to_owned(), "sandbox".to_owned()));
             }
         } else {
             labels = b.spec.annotations.clone();

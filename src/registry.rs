@@ -197,7 +197,7 @@ pub const K8S_CONTAINER_NAME: &str = "io.kubernetes.container.name";
 pub const K8S_POD_UID: &str = "io.kubernetes.pod.uid";
 const K8S_DOCKER_TYPE: &str = "io.kubernetes.docker.type";
 /// containerd's CRI plugin and CRI-O: `sandbox` or `container`.
-const CRI_CONTAINER_TYPE: [&str; 2] = [
+pub const CRI_CONTAINER_TYPE: [&str; 2] = [
     "io.kubernetes.cri.container-type",
     "io.kubernetes.cri-o.ContainerType",
 ];

@@ -62,7 +62,10 @@ pub fn is_full_id(s: &str) -> bool {
 /// whose tasks the containerd state lists: only under those is a plain
 /// `/<namespace>/<name>` taken for a containerd container, since any
 /// two-level path has that shape.
-pub fn classify<'a>(path: &'a str, containerd_namespaces: &[&str]) -> Option<Found<'a>> {
+pub fn classify<'a, N: AsRef<str>>(
+    path: &'a str,
+    containerd_namespaces: &[N],
+) -> Option<Found<'a>> {
     let mut pod_uid = None;
     let mut qos = None;
     let mut in_kubepods = false;
@@ -144,9 +147,10 @@ fn bare_id<'a>(
     depth: usize,
     first: Option<&str>,
     under_pod: bool,
-    containerd_namespaces: &[&str],
+    containerd_namespaces: &[impl AsRef<str>],
 ) -> Option<(Runtime, &'a str)> {
-    if depth == 2 && first.is_some_and(|ns| containerd_namespaces.contains(&ns)) {
+    if depth == 2 && first.is_some_and(|ns| containerd_namespaces.iter().any(|n| n.as_ref() == ns))
+    {
         return Some((Runtime::Containerd, part));
     }
     if !is_full_id(part) {
@@ -290,7 +294,7 @@ mod tests {
         // Any other two-level path is not a container.
         assert_eq!(found("/system.slice/cron.service"), None);
         assert_eq!(found("/user.slice/user-1000.slice"), None);
-        assert_eq!(classify("/k8s.io/my-task", &[]), None);
+        assert_eq!(classify::<&str>("/k8s.io/my-task", &[]), None);
     }
 
     #[test]

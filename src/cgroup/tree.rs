@@ -155,12 +155,13 @@ impl CgroupTree {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return,
             };
-            let batch: Vec<(i32, u32, Vec<u8>)> = events_in(&self.buf[..n])
-                .map(|(wd, mask, name)| (wd, mask, name.to_vec()))
-                .collect();
-            for (wd, mask, name) in batch {
-                self.event(wd, mask, &name, out);
+            // The buffer is lent out while its events are handled (they
+            // add watches through `self`): no copy of a name.
+            let buf = std::mem::take(&mut self.buf);
+            for (wd, mask, name) in events_in(&buf[..n]) {
+                self.event(wd, mask, name, out);
             }
+            self.buf = buf;
         }
     }
 
@@ -218,8 +219,7 @@ impl CgroupTree {
         } else {
             format!("{}{rel}", self.root)
         };
-        let namespaces: Vec<&str> = self.namespaces.iter().map(String::as_str).collect();
-        if let Some(found) = runtime::classify(&path, &namespaces) {
+        if let Some(found) = runtime::classify(&path, &self.namespaces) {
             if found.cgroup == path {
                 if let Some(seen) = seen.as_deref_mut() {
                     seen.insert(path.as_str().into());
