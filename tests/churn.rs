@@ -210,13 +210,5 @@ fn churn(
             ..l
         });
     }
-    for l in running.drain(..) {
-        daemon.remove(&infos[l.i].id);
-        daemon.emit(&infos[l.i], "die");
-        lives.push(Life {
-            stop: Instant::now(),
-            ..l
-        });
-    }
     lives
 }

@@ -1440,6 +1440,20 @@ fn a_silent_nameserver_never_stalls_the_loop() {
     assert!(t.elapsed() < Duration::from_millis(500));
 }
 
+/// The agent's API requests failed at the TLS handshake, which the backend
+/// saw fail, and nothing reached it.
+fn refused_at_the_handshake(agent: &mut Agent, backend: &Backend) {
+    assert!(agent.run_until(Duration::from_secs(5), |up| up
+        .core()
+        .failures(Endpoint::Api)
+        >= 1));
+    assert!(agent.run_until(Duration::from_secs(3), |_| {
+        backend.handshake_failures.load(Ordering::SeqCst) >= 1
+    }));
+    assert_eq!(agent.up.core().api_counts().pings, 0);
+    assert!(backend.requests().is_empty());
+}
+
 /// A CA and a leaf for `names` that expired in 2020.
 fn expired(names: &[&str]) -> Pki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -1466,15 +1480,7 @@ fn expired_certificate_is_refused_and_nothing_is_sent() {
     let server = format!("https://localhost:{}", backend.addr.port());
     // Its CA is trusted: only the dates are wrong.
     let mut agent = Agent::new(settings(&tmp, &server, &pki.ca_pem, &[]));
-    assert!(agent.run_until(Duration::from_secs(5), |up| up
-        .core()
-        .failures(Endpoint::Api)
-        >= 1));
-    assert!(agent.run_until(Duration::from_secs(3), |_| {
-        backend.handshake_failures.load(Ordering::SeqCst) >= 1
-    }));
-    assert_eq!(agent.up.core().api_counts().pings, 0);
-    assert!(backend.requests().is_empty());
+    refused_at_the_handshake(&mut agent, &backend);
 }
 
 /// A proxy that answers CONNECT and then terminates TLS itself with a
@@ -1497,17 +1503,9 @@ fn a_proxy_that_intercepts_tls_is_refused_and_nothing_is_sent() {
             format!("http://127.0.0.1:{}", proxy.addr.port()),
         )],
     ));
-    assert!(agent.run_until(Duration::from_secs(5), |up| up
-        .core()
-        .failures(Endpoint::Api)
-        >= 1));
-    assert!(agent.run_until(Duration::from_secs(3), |_| {
-        interceptor.handshake_failures.load(Ordering::SeqCst) >= 1
-    }));
+    refused_at_the_handshake(&mut agent, &interceptor);
     assert!(
         !proxy.seen.lock().unwrap().is_empty(),
         "went through the proxy"
     );
-    assert_eq!(agent.up.core().api_counts().pings, 0);
-    assert!(interceptor.requests().is_empty());
 }

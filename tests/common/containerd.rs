@@ -712,23 +712,7 @@ disabled_plugins = [
     }
 
     fn unmount_all(&self) {
-        let marker = self.dir.to_string_lossy().into_owned();
-        let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-            return;
-        };
-        let mut points: Vec<String> = info
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(4))
-            .filter(|p| p.starts_with(&marker))
-            .map(|p| p.to_string())
-            .collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for p in points {
-            let _ = Command::new("umount")
-                .args(["-l", &p])
-                .stderr(Stdio::null())
-                .status();
-        }
+        super::unmount_below(&self.dir);
     }
 }
 

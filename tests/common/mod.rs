@@ -1078,23 +1078,7 @@ impl PrivateDockerd {
     }
 
     fn unmount_all(&self) {
-        let marker = self.dir.to_string_lossy().into_owned();
-        let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-            return;
-        };
-        let mut points: Vec<String> = info
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(4))
-            .filter(|p| p.starts_with(&marker))
-            .map(|p| p.to_string())
-            .collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for p in points {
-            let _ = Command::new("umount")
-                .args(["-l", &p])
-                .stderr(Stdio::null())
-                .status();
-        }
+        unmount_below(&self.dir);
     }
 }
 
@@ -1212,4 +1196,26 @@ pub fn promtool_report(text: &str) -> Option<(bool, String)> {
         String::from_utf8_lossy(&out.stderr)
     );
     Some((out.status.success(), report))
+}
+
+/// Lazily unmounts every mount point below `dir`, deepest first (what a
+/// private daemon left mounted there).
+pub fn unmount_below(dir: &Path) {
+    let marker = dir.to_string_lossy().into_owned();
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .filter(|p| p.starts_with(&marker))
+        .map(|p| p.to_string())
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = Command::new("umount")
+            .args(["-l", &p])
+            .stderr(Stdio::null())
+            .status();
+    }
 }
